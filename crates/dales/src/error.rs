@@ -1,0 +1,73 @@
+//! The library's one error type.
+//!
+//! Messages put the context first (the configuration key, parameter name or file) and then say
+//! what was found and what was expected, so that the CLI can print them as they are.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `dales` outside a broken internal invariant.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configuration value is impossible (zero sizes, negative learning rate, ...).
+    #[error("invalid configuration: `{key}` = {value}: {expected}")]
+    Config {
+        /// Path of the offending key, e.g. `model.hidden[1]` or `optim.lr`.
+        key: String,
+        /// The value found, as written.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A checkpoint does not match the model it is loaded into.
+    #[error("checkpoint {}: {reason}", path.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is missing, extra or mis-shaped.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::Config`].
+    pub fn config(
+        key: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::Config {
+            key: key.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Checkpoint`].
+    pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Checkpoint {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

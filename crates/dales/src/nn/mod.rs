@@ -1,0 +1,17 @@
+//! Layers and models.
+
+pub mod column_ei;
+pub mod dann;
+pub mod dense;
+pub mod init;
+pub mod layer;
+pub mod mlp;
+pub mod param;
+
+pub use column_ei::{ColumnEiConfig, ColumnEiDense};
+pub use dann::{DannConfig, DannDense, DannParts, EiDense, SHUNT_EPS};
+pub use dense::{Dense, DenseConfig, DenseLayerNorm};
+pub use init::InitRng;
+pub use layer::Layer;
+pub use mlp::{AnyLayer, FASHION_MNIST_PIXEL_MEAN, Mlp, MlpConfig, ModelKind};
+pub use param::{Fan, ParamEntry, ParamLayer, ParamRole, ParamValue, Parameterised};

@@ -1,0 +1,235 @@
+//! Parameter groups: every parameter role maps to one [`GroupRule`].
+//!
+//! A rule is data: a learning-rate scale, a gradient scale (the DANN corrections are scales),
+//! an update rule (gradient descent or exponentiated gradient) and a projection. The default
+//! tables below read like spec A3: `dann` differs from `dann_nocorr` only in its scales.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::nn::{Fan, ModelKind, ParamRole};
+
+/// Factor applied to a gradient before anything else (spec A3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GradScale {
+    /// Unchanged.
+    One,
+    /// ∇ / √ne — DANN `Wix`.
+    InvSqrtNe,
+    /// ∇ / d — DANN `Wei` (d = the layer's fan-in).
+    InvFanIn,
+    /// ∇ / (√ne · d) — DANN `alpha`.
+    InvSqrtNeFanIn,
+}
+
+impl GradScale {
+    /// The gradient is divided by this number for a layer with fan sizes `fan`.
+    pub fn divisor(self, fan: Fan) -> f64 {
+        let (ne, d) = (fan.ne as f64, fan.d as f64);
+        match self {
+            GradScale::One => 1.0,
+            GradScale::InvSqrtNe => ne.sqrt(),
+            GradScale::InvFanIn => d,
+            GradScale::InvSqrtNeFanIn => ne.sqrt() * d,
+        }
+    }
+}
+
+/// How a parameter moves along its update direction `u` (spec D1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateRule {
+    /// Gradient descent: p ← p − lr·u.
+    Gd,
+    /// Exponentiated gradient: p ← p ⊙ exp(−lr·sign(p) ⊙ u). Signs never change; zeros stay 0.
+    Eg,
+}
+
+/// What is done to a parameter after its step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    /// Nothing.
+    None,
+    /// p ← max(p, 0).
+    NonNegative,
+}
+
+/// The update settings of one parameter group.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRule {
+    /// Multiplies the optimiser's learning rate.
+    #[serde(default = "one")]
+    pub lr_scale: f64,
+    /// Gradient scale applied first.
+    #[serde(default = "grad_one")]
+    pub grad_scale: GradScale,
+    /// Gradient descent or exponentiated gradient.
+    #[serde(default = "gd")]
+    pub update: UpdateRule,
+    /// Projection after the step.
+    #[serde(default = "no_projection")]
+    pub projection: Projection,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn grad_one() -> GradScale {
+    GradScale::One
+}
+fn gd() -> UpdateRule {
+    UpdateRule::Gd
+}
+fn no_projection() -> Projection {
+    Projection::None
+}
+
+impl GroupRule {
+    /// Plain gradient descent, no scale, no projection.
+    pub const PLAIN: GroupRule = GroupRule {
+        lr_scale: 1.0,
+        grad_scale: GradScale::One,
+        update: UpdateRule::Gd,
+        projection: Projection::None,
+    };
+    /// Gradient descent, then clamp at 0 (Dale's sign constraint).
+    pub const NON_NEGATIVE: GroupRule = GroupRule {
+        projection: Projection::NonNegative,
+        ..GroupRule::PLAIN
+    };
+
+    /// This rule with another gradient scale.
+    pub const fn scaled(self, grad_scale: GradScale) -> GroupRule {
+        GroupRule { grad_scale, ..self }
+    }
+
+    /// Check the rule's numbers (`key` names it in errors).
+    pub fn validate(&self, key: &str) -> Result<()> {
+        if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0) {
+            return Err(Error::config(
+                format!("{key}.lr_scale"),
+                self.lr_scale,
+                "a finite, non-negative number",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Role → rule table of a model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RuleTable(pub BTreeMap<ParamRole, GroupRule>);
+
+impl RuleTable {
+    /// The paper's rules for a model kind (spec A3.1, A3.2, A3.6).
+    pub fn for_kind(kind: ModelKind) -> RuleTable {
+        use GradScale::*;
+        use GroupRule as R;
+        use ParamRole::*;
+        let rows: Vec<(ParamRole, GroupRule)> = match kind {
+            ModelKind::Mlp => vec![(Weight, R::PLAIN), (Bias, R::PLAIN)],
+            ModelKind::LayerNorm => vec![
+                (Weight, R::PLAIN),
+                (Bias, R::PLAIN),
+                (LnGain, R::PLAIN),
+                (LnBias, R::PLAIN),
+            ],
+            ModelKind::ColumnEi => vec![(WPos, R::NON_NEGATIVE), (Bias, R::PLAIN)],
+            ModelKind::Dann => vec![
+                (Wex, R::NON_NEGATIVE),
+                (Wix, R::NON_NEGATIVE.scaled(InvSqrtNe)),
+                (Wei, R::NON_NEGATIVE.scaled(InvFanIn)),
+                (Alpha, R::PLAIN.scaled(InvSqrtNeFanIn)),
+                (Gain, R::NON_NEGATIVE),
+                (Bias, R::PLAIN),
+            ],
+            ModelKind::DannNocorr => vec![
+                (Wex, R::NON_NEGATIVE),
+                (Wix, R::NON_NEGATIVE),
+                (Wei, R::NON_NEGATIVE),
+                (Alpha, R::PLAIN),
+                (Gain, R::NON_NEGATIVE),
+                (Bias, R::PLAIN),
+            ],
+            ModelKind::DannSubtractive => vec![
+                (Wex, R::NON_NEGATIVE),
+                (Wix, R::NON_NEGATIVE.scaled(InvSqrtNe)),
+                (Wei, R::NON_NEGATIVE.scaled(InvFanIn)),
+                (Bias, R::PLAIN),
+            ],
+        };
+        RuleTable(rows.into_iter().collect())
+    }
+
+    /// The rule of `role`, if the table has one.
+    pub fn get(&self, role: ParamRole) -> Option<&GroupRule> {
+        self.0.get(&role)
+    }
+
+    /// Validate every rule.
+    pub fn validate(&self) -> Result<()> {
+        for (role, rule) in &self.0 {
+            rule.validate(&format!("optim.groups.{}", role.name()))?;
+        }
+        Ok(())
+    }
+
+    /// A plain-text table of the rules, for logs and run directories.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{:<8} {:<10} {:<18} {:<4} {}\n",
+            "role", "lr_scale", "grad_scale", "rule", "projection"
+        );
+        for (role, r) in &self.0 {
+            let _ = writeln!(
+                s,
+                "{:<8} {:<10} {:<18} {:<4} {:?}",
+                role.name(),
+                r.lr_scale,
+                format!("{:?}", r.grad_scale),
+                format!("{:?}", r.update),
+                r.projection
+            );
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn correction_factors_are_spec_a32() {
+        let fan = Fan { d: 784, ne: 500 };
+        assert_eq!(GradScale::One.divisor(fan), 1.0);
+        assert_eq!(GradScale::InvSqrtNe.divisor(fan), 500f64.sqrt());
+        assert_eq!(GradScale::InvFanIn.divisor(fan), 784.0);
+        assert_eq!(
+            GradScale::InvSqrtNeFanIn.divisor(fan),
+            500f64.sqrt() * 784.0
+        );
+    }
+
+    #[test]
+    fn dann_and_nocorr_differ_only_in_scales() {
+        let a = RuleTable::for_kind(ModelKind::Dann);
+        let b = RuleTable::for_kind(ModelKind::DannNocorr);
+        assert_eq!(
+            a.0.keys().collect::<Vec<_>>(),
+            b.0.keys().collect::<Vec<_>>()
+        );
+        for (role, ra) in &a.0 {
+            let rb = b.get(*role).unwrap();
+            assert_eq!(rb.grad_scale, GradScale::One);
+            assert_eq!((ra.update, ra.projection), (rb.update, rb.projection));
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The optimiser: the only place where the order of the update stages is written.
+//!
+//! For every parameter of every layer, in this order:
+//! 1. **correction** — divide the gradient by its group's [`GradScale`](super::GradScale);
+//! 2. **clip** — gradient-norm clipping over the configured [`ClipScope`];
+//! 3. **direction** — the method's update direction (SGD ± momentum, Adam);
+//! 4. **step** — the group's rule, gradient descent or exponentiated gradient;
+//! 5. **projection** — the group's projection (clamp ≥ 0 or none).
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Gradients, Tensor};
+
+use super::clip::{Clip, ClipScope, coefficient, squared_norm};
+use super::group::RuleTable;
+use super::method::{Method, SlotState, direction};
+use super::rule::{apply, project};
+use crate::error::{Error, Result};
+use crate::nn::{ParamLayer, ParamValue, Parameterised};
+
+/// Corrected, clipped, projected updates of a [`Parameterised`] model.
+///
+/// ```
+/// use burn::tensor::{Device, Tensor, TensorData};
+/// use dales::nn::{MlpConfig, ModelKind};
+/// use dales::optim::{Clip, Method, Optimizer, RuleTable};
+/// use dales::train::cross_entropy;
+///
+/// let device = dales::device::cpu().autodiff();
+/// let config = MlpConfig { hidden: vec![16], ..MlpConfig::paper(ModelKind::Dann) };
+/// let model = config.init_seeded(1, &device).unwrap();
+/// let mut optim = Optimizer::new(Method::SGD, Clip::NONE, RuleTable::for_kind(ModelKind::Dann));
+/// optim.check(&model).unwrap();
+/// let x = Tensor::<2>::ones([4, 784], &device);
+/// let loss = cross_entropy(model.forward(x), &[0, 1, 2, 3]);
+/// let mut grads = loss.backward();
+/// let model = optim.step(0.1, model, &mut grads);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Optimizer {
+    method: Method,
+    clip: Clip,
+    rules: RuleTable,
+    state: BTreeMap<String, SlotState>,
+    steps: u64,
+}
+
+impl Optimizer {
+    /// A new optimiser with empty state.
+    pub fn new(method: Method, clip: Clip, rules: RuleTable) -> Self {
+        Optimizer {
+            method,
+            clip,
+            rules,
+            state: BTreeMap::new(),
+            steps: 0,
+        }
+    }
+
+    /// The role → rule table.
+    pub fn rules(&self) -> &RuleTable {
+        &self.rules
+    }
+
+    /// Number of steps taken (Adam's bias correction counts from it).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Check that every trainable parameter of `model` has a rule, before training starts.
+    pub fn check<M: Parameterised>(&self, model: &M) -> Result<()> {
+        self.method.validate()?;
+        self.clip.validate()?;
+        self.rules.validate()?;
+        for layer in model.param_layers() {
+            for e in &layer.entries {
+                if let Some(role) = e.role
+                    && self.rules.get(role).is_none()
+                {
+                    return Err(Error::config(
+                        format!("optim.groups.{}", role.name()),
+                        "(missing)",
+                        format!("a rule for parameter {}.{}", layer.name, e.name),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One update of every parameter of `model` with learning rate `lr`, from `grads`.
+    ///
+    /// # Panics
+    /// If a trainable parameter has no gradient: it fell out of the autodiff graph, which would
+    /// otherwise silently freeze it.
+    pub fn step<M: Parameterised>(&mut self, lr: f64, model: M, grads: &mut Gradients) -> M {
+        self.steps += 1;
+        let layers = model.param_layers();
+        let mut layer_grads: Vec<Vec<Option<Tensor<1>>>> =
+            layers.iter().map(|l| self.corrected(l, grads)).collect();
+        self.clip_grads(&mut layer_grads);
+        let values = layers
+            .into_iter()
+            .zip(layer_grads)
+            .map(|(layer, grads)| self.update_layer(lr, layer, grads))
+            .collect();
+        model.with_layer_values(values)
+    }
+
+    /// Stage 1: each trainable parameter's gradient divided by its group's scale.
+    fn corrected(&self, layer: &ParamLayer, grads: &mut Gradients) -> Vec<Option<Tensor<1>>> {
+        layer
+            .entries
+            .iter()
+            .map(|e| {
+                let rule = self
+                    .rules
+                    .get(e.role?)
+                    .expect("checked by Optimizer::check");
+                let g = grad_remove(&e.value, grads).unwrap_or_else(|| {
+                    panic!(
+                        "parameter {}.{} has no gradient: it is not a trainable leaf of the \
+                         graph and would silently stop training",
+                        layer.name, e.name
+                    )
+                });
+                let divisor = rule.grad_scale.divisor(layer.fan);
+                Some(if divisor == 1.0 { g } else { g / divisor })
+            })
+            .collect()
+    }
+
+    /// Stage 2: gradient-norm clipping in place.
+    fn clip_grads(&self, layer_grads: &mut [Vec<Option<Tensor<1>>>]) {
+        if !self.clip.is_active() {
+            return;
+        }
+        let scale = |gs: &mut dyn Iterator<Item = &mut Tensor<1>>, clip: &Clip| {
+            let gs: Vec<&mut Tensor<1>> = gs.collect();
+            let Some(sq) = gs.iter().map(|g| squared_norm(g)).reduce(|a, b| a + b) else {
+                return;
+            };
+            let c = coefficient(sq, clip);
+            for g in gs {
+                *g = g.clone() * c.clone();
+            }
+        };
+        match self.clip.scope {
+            ClipScope::None => {}
+            ClipScope::Tensor => layer_grads
+                .iter_mut()
+                .flatten()
+                .flatten()
+                .for_each(|g| scale(&mut std::iter::once(g), &self.clip)),
+            ClipScope::Layer => layer_grads
+                .iter_mut()
+                .for_each(|l| scale(&mut l.iter_mut().flatten(), &self.clip)),
+            ClipScope::Global => scale(&mut layer_grads.iter_mut().flatten().flatten(), &self.clip),
+        }
+    }
+
+    /// Stages 3–5 for one layer: direction, rule, projection.
+    fn update_layer(
+        &mut self,
+        lr: f64,
+        layer: ParamLayer,
+        grads: Vec<Option<Tensor<1>>>,
+    ) -> Vec<ParamValue> {
+        layer
+            .entries
+            .into_iter()
+            .zip(grads)
+            .map(|(e, g)| {
+                let (Some(role), Some(g)) = (e.role, g) else {
+                    return e.value;
+                };
+                let rule = *self.rules.get(role).expect("checked by Optimizer::check");
+                let key = format!("{}.{}", layer.name, e.name);
+                let mut slot = self.state.remove(&key);
+                let u = direction(self.method, g, &mut slot, self.steps);
+                if let Some(slot) = slot {
+                    self.state.insert(key, slot);
+                }
+                let p = e.value.flatten().without_autodiff();
+                let p = apply(rule.update, p, u, lr * rule.lr_scale);
+                e.value.with_flat(project(rule.projection, p))
+            })
+            .collect()
+    }
+
+    /// The method state as named flat tensors (`<param>.momentum`, `.adam_m`, `.adam_v`).
+    pub fn export_state(&self) -> Vec<(String, Tensor<1>)> {
+        let mut out = Vec::new();
+        for (key, slot) in &self.state {
+            match slot {
+                SlotState::Momentum(buf) => out.push((format!("{key}.momentum"), buf.clone())),
+                SlotState::Adam { m, v } => {
+                    out.push((format!("{key}.adam_m"), m.clone()));
+                    out.push((format!("{key}.adam_v"), v.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Restore a state written by [`Optimizer::export_state`] after `steps` steps.
+    pub fn import_state(&mut self, steps: u64, tensors: Vec<(String, Tensor<1>)>) -> Result<()> {
+        let mut state = BTreeMap::new();
+        let mut adam: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> = BTreeMap::new();
+        for (name, t) in tensors {
+            if let Some(key) = name.strip_suffix(".momentum") {
+                state.insert(key.to_string(), SlotState::Momentum(t));
+            } else if let Some(key) = name.strip_suffix(".adam_m") {
+                adam.entry(key.to_string()).or_default().0 = Some(t);
+            } else if let Some(key) = name.strip_suffix(".adam_v") {
+                adam.entry(key.to_string()).or_default().1 = Some(t);
+            } else {
+                return Err(Error::config(
+                    "optimizer state",
+                    name,
+                    "a name ending in .momentum, .adam_m or .adam_v",
+                ));
+            }
+        }
+        for (key, pair) in adam {
+            match pair {
+                (Some(m), Some(v)) => {
+                    state.insert(key, SlotState::Adam { m, v });
+                }
+                _ => {
+                    return Err(Error::config(
+                        "optimizer state",
+                        key,
+                        "both .adam_m and .adam_v",
+                    ));
+                }
+            }
+        }
+        self.state = state;
+        self.steps = steps;
+        Ok(())
+    }
+}
+
+/// The gradient of a parameter value, flattened.
+fn grad_remove(value: &ParamValue, grads: &mut Gradients) -> Option<Tensor<1>> {
+    match value {
+        ParamValue::Vector(t) => t.grad_remove(grads),
+        ParamValue::Matrix(t) => t.grad_remove(grads).map(|g| g.flatten(0, 1)),
+    }
+}

@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The CPU device the tests run on, with autodiff.
+pub fn device() -> Device {
+    dales::device::cpu().autodiff()
+}
+
+/// A `(rows, cols)` f32 matrix of U(0, 1) values (non-negative, like pixels).
+pub fn uniform(rows: usize, cols: usize, seed: u64, device: &Device) -> Tensor<2> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let v: Vec<f32> = (0..rows * cols).map(|_| rng.random::<f32>()).collect();
+    Tensor::from_data(TensorData::new(v, [rows, cols]), device)
+}
+
+/// The same values as an f64 matrix.
+pub fn to_f64(t: Tensor<2>) -> Tensor<2> {
+    t.cast(DType::F64)
+}
+
+/// Host copy, f64.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap()
+}
+
+/// Labels 0, 1, …, classes−1, 0, … for a batch.
+pub fn labels(batch: usize, classes: usize) -> Vec<usize> {
+    (0..batch).map(|i| i % classes).collect()
+}
+
+/// Largest |a − b| / (atol + rtol·|b|); ≤ 1 means every pair is within tolerance.
+pub fn worst(a: &[f64], b: &[f64], atol: f64, rtol: f64) -> f64 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
+        .fold(0.0, f64::max)
+}
