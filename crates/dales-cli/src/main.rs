@@ -1,1 +1,49 @@
-fn main() {}
+//! `dales`: train, evaluate, compare and reproduce biologically constrained networks.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod compare;
+mod eval;
+mod plot;
+mod progress;
+mod reproduce;
+mod train;
+
+/// Train Dale's-principle networks (DANN, ColumnEI) and their baselines on MNIST-format data.
+#[derive(Debug, Parser)]
+#[command(name = "dales", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train a model (a preset or a TOML config) into a run directory.
+    Train(train::TrainArgs),
+    /// Evaluate a run's checkpoint on the test set.
+    Eval(eval::EvalArgs),
+    /// Compare runs: a table (terminal and markdown) and overlaid learning curves.
+    Compare(compare::CompareArgs),
+    /// Reproduce a paper's comparison with one command.
+    Reproduce(reproduce::ReproduceArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Compare(args) => compare::run(args),
+        Command::Reproduce(args) => reproduce::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -40,8 +40,27 @@ pub fn encode(tensors: &NamedTensors, metadata: HashMap<String, String>) -> Resu
             (name.as_str(), view)
         })
         .collect::<Vec<_>>();
-    safetensors::serialize(views, Some(metadata))
-        .map_err(|e| Error::config("safetensors", e, "a serialisable tensor set"))
+    let mut bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| Error::config("safetensors", e, "a serialisable tensor set"))?;
+    sort_header(&mut bytes);
+    Ok(bytes)
+}
+
+/// Rewrite the JSON header with its keys sorted, in place: safetensors writes the metadata map in
+/// hash order, so the same tensors would otherwise give different bytes from run to run.
+fn sort_header(bytes: &mut [u8]) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8-byte header length")) as usize;
+    let header = &bytes[8..8 + n];
+    let value: serde_json::Value =
+        serde_json::from_slice(header).expect("safetensors wrote a JSON header");
+    // serde_json's map is ordered by key; the compact form has the same length as the original.
+    let sorted = serde_json::to_vec(&value).expect("JSON serialises");
+    assert!(
+        sorted.len() <= n,
+        "sorted header is longer than the original"
+    );
+    bytes[8..8 + sorted.len()].copy_from_slice(&sorted);
+    bytes[8 + sorted.len()..8 + n].fill(b' ');
 }
 
 /// Decode a safetensors file into f32 tensors and metadata; any other dtype is an error.
@@ -121,23 +140,19 @@ pub fn load_mlp(path: &Path, device: &Device) -> Result<(Mlp, ModelKind)> {
             format!("hidden.{i}")
         };
         let skeleton = skeleton_layer(path, kind, &prefix, i == 0, &tensors, &mut rng, device)?;
-        let mut values = Vec::new();
-        for e in skeleton.entries() {
-            let name = format!("{prefix}.{}", e.name);
-            let (v, shape) = tensors
-                .remove(&name)
-                .ok_or_else(|| Error::checkpoint(path, format!("missing tensor `{name}`")))?;
-            if shape != e.value.shape() {
-                return Err(Error::checkpoint(
+        let values = skeleton
+            .entries()
+            .iter()
+            .map(|e| {
+                take(
+                    &mut tensors,
+                    &format!("{prefix}.{}", e.name),
+                    &e.value,
                     path,
-                    format!(
-                        "tensor `{name}` has shape {shape:?}, expected {:?}",
-                        e.value.shape()
-                    ),
-                ));
-            }
-            values.push(ParamValue::from_f32(v, &shape, device));
-        }
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         if i > 0 {
             let prev: &AnyLayer = &layers[i - 1];
             if prev.n_out() != skeleton.n_in() {
@@ -165,35 +180,65 @@ pub fn load_mlp(path: &Path, device: &Device) -> Result<(Mlp, ModelKind)> {
 /// Replace `model`'s values by those of a checkpoint with exactly the same names and shapes.
 pub fn load_into<M: Parameterised>(model: M, path: &Path, device: &Device) -> Result<M> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (mut tensors, _) = decode(path, &bytes)?;
+    let (tensors, _) = decode(path, &bytes)?;
+    fill(model, tensors, path, device)
+}
+
+/// Replace `model`'s values by `tensors`, which must hold exactly its names and shapes;
+/// `origin` names the source in errors.
+pub fn fill<M: Parameterised>(
+    model: M,
+    mut tensors: NamedTensors,
+    origin: &Path,
+    device: &Device,
+) -> Result<M> {
     let mut values = Vec::new();
     for layer in model.param_layers() {
-        let mut layer_values = Vec::new();
-        for e in layer.entries {
-            let name = format!("{}.{}", layer.name, e.name);
-            let (v, shape) = tensors
-                .remove(&name)
-                .ok_or_else(|| Error::checkpoint(path, format!("missing tensor `{name}`")))?;
-            if shape != e.value.shape() {
-                return Err(Error::checkpoint(
-                    path,
-                    format!(
-                        "tensor `{name}` has shape {shape:?}, expected {:?}",
-                        e.value.shape()
-                    ),
-                ));
-            }
-            layer_values.push(ParamValue::from_f32(v, &shape, device));
-        }
+        let layer_values = layer
+            .entries
+            .iter()
+            .map(|e| {
+                take(
+                    &mut tensors,
+                    &format!("{}.{}", layer.name, e.name),
+                    &e.value,
+                    origin,
+                    device,
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
         values.push(layer_values);
     }
     if let Some(extra) = tensors.keys().next() {
         return Err(Error::checkpoint(
-            path,
+            origin,
             format!("unexpected tensor `{extra}`"),
         ));
     }
     Ok(model.with_layer_values(values))
+}
+
+/// Remove tensor `name` from `tensors` as a value shaped like `like`; errors name the tensor.
+fn take(
+    tensors: &mut NamedTensors,
+    name: &str,
+    like: &ParamValue,
+    origin: &Path,
+    device: &Device,
+) -> Result<ParamValue> {
+    let (v, shape) = tensors
+        .remove(name)
+        .ok_or_else(|| Error::checkpoint(origin, format!("missing tensor `{name}`")))?;
+    if shape != like.shape() {
+        return Err(Error::checkpoint(
+            origin,
+            format!(
+                "tensor `{name}` has shape {shape:?}, expected {:?}",
+                like.shape()
+            ),
+        ));
+    }
+    Ok(ParamValue::from_f32(v, &shape, device))
 }
 
 fn infer_kind(path: &Path, tensors: &NamedTensors) -> Result<ModelKind> {

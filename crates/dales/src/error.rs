@@ -19,6 +19,29 @@ pub enum Error {
         /// What would have been accepted.
         expected: String,
     },
+    /// A configuration file could not be parsed (syntax, unknown key, wrong type).
+    #[error("{}: {message}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the key path.
+        message: String,
+    },
+    /// A dataset could not be read.
+    #[error(transparent)]
+    Data(#[from] dales_data::DataError),
+    /// Training produced a non-finite loss.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: the loss is {loss}; the last good checkpoint is kept"
+    )]
+    Diverged {
+        /// Epoch (1-based) of the bad step.
+        epoch: usize,
+        /// Global step (1-based) of the bad step.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+    },
     /// A checkpoint does not match the model it is loaded into.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint {

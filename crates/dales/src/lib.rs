@@ -26,11 +26,13 @@
 //! - [`checkpoint`]: the `dales-ff/1` safetensors format.
 
 pub mod checkpoint;
+pub mod config;
 pub mod device;
 pub mod error;
 pub mod io;
 pub mod nn;
 pub mod optim;
+pub mod run;
 pub mod train;
 
 pub use error::{Error, Result};

@@ -163,17 +163,7 @@ pub fn direction(method: Method, g: Tensor<1>, state: &mut Option<SlotState>, t:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
-
-    fn t(v: &[f32]) -> Tensor<1> {
-        Tensor::from_data(
-            TensorData::new(v.to_vec(), [v.len()]),
-            &crate::device::cpu(),
-        )
-    }
-    fn host(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_into_vec::<f32>().unwrap()
-    }
+    use crate::optim::test_util::{host, t};
 
     #[test]
     fn momentum_matches_pytorch_recursion() {

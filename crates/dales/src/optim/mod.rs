@@ -11,3 +11,21 @@ pub use clip::{Clip, ClipScope};
 pub use group::{GradScale, GroupRule, Projection, RuleTable, UpdateRule};
 pub use method::Method;
 pub use step::Optimizer;
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use burn::tensor::{Tensor, TensorData};
+
+    /// A CPU vector.
+    pub fn t(v: &[f32]) -> Tensor<1> {
+        Tensor::from_data(
+            TensorData::new(v.to_vec(), [v.len()]),
+            &crate::device::cpu(),
+        )
+    }
+
+    /// Host copy.
+    pub fn host(t: Tensor<1>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().unwrap()
+    }
+}

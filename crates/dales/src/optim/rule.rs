@@ -26,20 +26,8 @@ pub fn project(projection: Projection, p: Tensor<1>) -> Tensor<1> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
+    use crate::optim::test_util::{host, t};
 
-    fn t(v: &[f32]) -> Tensor<1> {
-        Tensor::from_data(
-            TensorData::new(v.to_vec(), [v.len()]),
-            &crate::device::cpu(),
-        )
-    }
-
-    fn host(t: Tensor<1>) -> Vec<f32> {
-        t.into_data().try_into_vec::<f32>().unwrap()
-    }
-
-    /// EG step against the closed form w·exp(−lr·sign(w)·u), computed by hand in f64.
     #[test]
     fn eg_step_formula() {
         let w = [0.5f32, -2.0, 0.0, 3.0];

@@ -43,3 +43,30 @@ pub fn worst(a: &[f64], b: &[f64], atol: f64, rtol: f64) -> f64 {
         .map(|(x, y)| (x - y).abs() / (atol + rtol * y.abs()))
         .fold(0.0, f64::max)
 }
+
+/// Write a small learnable MNIST-format dataset into `dir` (see `dales_data::synthetic`).
+pub fn write_idx_dataset(
+    dir: &std::path::Path,
+    n_train: usize,
+    n_test: usize,
+    side: usize,
+    classes: usize,
+    seed: u64,
+) {
+    let spec = dales_data::synthetic::SyntheticSpec {
+        n_train,
+        n_test,
+        side,
+        classes,
+        seed,
+    };
+    dales_data::synthetic::write_dataset(dir, spec).unwrap();
+}
+
+/// A fresh, empty temporary directory for one test.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("dales-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

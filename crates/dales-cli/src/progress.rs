@@ -1,0 +1,127 @@
+//! Progress reporting: bars on a terminal, plain periodic lines otherwise.
+
+use std::io::IsTerminal;
+use std::time::Instant;
+
+use dales::run::Event;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// Reports the events of one run.
+pub struct Reporter {
+    name: String,
+    bar: Option<ProgressBar>,
+    multi: Option<MultiProgress>,
+    epochs: usize,
+    batches: usize,
+    last_line: Instant,
+}
+
+impl Reporter {
+    /// A reporter for run `name` of `epochs` epochs; bars go into `multi` when given.
+    pub fn new(name: &str, epochs: usize, multi: Option<MultiProgress>) -> Self {
+        Reporter {
+            name: name.to_string(),
+            bar: None,
+            multi,
+            epochs,
+            batches: 0,
+            last_line: Instant::now(),
+        }
+    }
+
+    fn tty() -> bool {
+        std::io::stderr().is_terminal()
+    }
+
+    /// Handle one event.
+    pub fn on(&mut self, event: Event) {
+        match event {
+            Event::EpochStart {
+                epoch,
+                batches,
+                start_batch,
+            } => {
+                self.batches = batches;
+                if Self::tty() {
+                    let bar = ProgressBar::new(batches as u64);
+                    let bar = match &self.multi {
+                        Some(m) => m.add(bar),
+                        None => bar,
+                    };
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{prefix} [{bar:30}] {pos}/{len} {per_sec} eta {eta} {msg}",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                    );
+                    bar.set_prefix(format!("{} epoch {epoch}/{}", self.name, self.epochs));
+                    bar.set_position(start_batch as u64);
+                    self.bar = Some(bar);
+                } else if start_batch > 0 {
+                    eprintln!(
+                        "{}: epoch {epoch}: resuming at batch {start_batch}/{batches}",
+                        self.name
+                    );
+                }
+            }
+            Event::Step {
+                epoch,
+                batch,
+                loss,
+                train_error,
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(batch as u64);
+                    if batch % 20 == 0 {
+                        bar.set_message(format!(
+                            "loss {loss:.4} train acc {:.2}%",
+                            100.0 - train_error
+                        ));
+                    }
+                } else if self.last_line.elapsed().as_secs() >= 30 {
+                    self.last_line = Instant::now();
+                    eprintln!(
+                        "{}: epoch {epoch}/{} batch {batch}/{} loss {loss:.4} train acc {:.2}%",
+                        self.name,
+                        self.epochs,
+                        self.batches,
+                        100.0 - train_error
+                    );
+                }
+            }
+            Event::EpochEnd(r) => {
+                let line = format!(
+                    "{}: epoch {}/{} train loss {:.4} train err {:.2}% | test loss {:.4} test err {:.2}% | {:.0}s",
+                    self.name,
+                    r.epoch,
+                    self.epochs,
+                    r.train_loss,
+                    r.train_error,
+                    r.test_loss,
+                    r.test_error,
+                    r.seconds
+                );
+                match self.bar.take() {
+                    Some(bar) => {
+                        bar.finish_and_clear();
+                        match &self.multi {
+                            Some(m) => {
+                                let _ = m.println(line);
+                            }
+                            None => eprintln!("{line}"),
+                        }
+                    }
+                    None => eprintln!("{line}"),
+                }
+            }
+        }
+    }
+
+    /// Remove a bar left by an interruption.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.abandon();
+        }
+    }
+}

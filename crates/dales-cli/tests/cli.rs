@@ -1,0 +1,231 @@
+//! The `dales` binary end to end, on a small synthetic dataset.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dales_data::synthetic::{SyntheticSpec, write_dataset};
+
+fn dales(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dales"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("dales-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A config for the synthetic data: 6×6 images, 4 classes.
+fn small_config(dir: &Path, data: &Path, kind: &str, epochs: usize) -> PathBuf {
+    let path = dir.join(format!("{kind}.toml"));
+    let toml = format!(
+        "seed = 2\nepochs = {epochs}\nbatch_size = 8\n\n[data]\ndir = \"{}\"\n\n[model]\nkind = \"{kind}\"\nn_in = 36\nhidden = [16]\nn_out = 4\nni = 2\n\n[optim]\nlr = 0.05\n",
+        data.display()
+    );
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn synthetic(dir: &Path, n_train: usize) -> PathBuf {
+    let data = dir.join("data");
+    write_dataset(
+        &data,
+        SyntheticSpec {
+            n_train,
+            n_test: 32,
+            side: 6,
+            classes: 4,
+            seed: 3,
+        },
+    )
+    .unwrap();
+    data
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        vec!["--help"],
+        vec!["train", "--help"],
+        vec!["eval", "--help"],
+        vec!["compare", "--help"],
+        vec!["reproduce", "--help"],
+    ] {
+        let o = dales(&cmd);
+        assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+        assert!(text(&o).contains("Usage"), "{cmd:?}");
+    }
+    let t = text(&dales(&["train", "--help"]));
+    for flag in [
+        "--preset", "--config", "--data", "--epochs", "--seed", "--out", "--device", "--resume",
+    ] {
+        assert!(t.contains(flag), "train --help lacks {flag}");
+    }
+}
+
+#[test]
+fn train_eval_compare_end_to_end() {
+    let dir = temp("e2e");
+    let data = synthetic(&dir, 96);
+    let mut runs = Vec::new();
+    for kind in ["dann", "mlp"] {
+        let out = dir.join(kind);
+        let cfg = small_config(&dir, &data, kind, 3);
+        let o = dales(&[
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        for f in [
+            "config.toml",
+            "metrics.csv",
+            "checkpoint.safetensors",
+            "resume.safetensors",
+            "summary.json",
+            "curves.png",
+            "curves.svg",
+        ] {
+            assert!(out.join(f).exists(), "{kind}: {f} missing");
+        }
+        runs.push(out);
+    }
+    let logits = dir.join("logits.json");
+    let o = dales(&[
+        "eval",
+        runs[0].to_str().unwrap(),
+        "--logits-out",
+        logits.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("test error"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&logits).unwrap()).unwrap();
+    let rows = json["logits"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[0].as_array().unwrap().len(), 4);
+
+    let o = dales(&[
+        "compare",
+        runs[0].to_str().unwrap(),
+        runs[1].to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("| dann"), "{}", text(&o));
+    assert!(dir.join("compare.md").exists() && dir.join("compare.png").exists());
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = temp("bad");
+    let data = synthetic(&dir, 16);
+    // unknown key in a config
+    let cfg = small_config(&dir, &data, "dann", 1);
+    let text_cfg = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("hidden = [16]", "hidden = [16]\nwidht = 3");
+    std::fs::write(&cfg, text_cfg).unwrap();
+    let o = dales(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        dir.join("r").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("dann.toml") && text(&o).contains("widht"),
+        "{}",
+        text(&o)
+    );
+    // missing data directory
+    let o = dales(&[
+        "train",
+        "--preset",
+        "mlp",
+        "--data",
+        "/nonexistent/dir",
+        "--out",
+        dir.join("r2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("/nonexistent/dir"), "{}", text(&o));
+    // unknown preset
+    let o = dales(&["train", "--preset", "resnet"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("resnet"), "{}", text(&o));
+    // eval of a directory that is not a run
+    let o = dales(&["eval", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("not a dales run directory"),
+        "{}",
+        text(&o)
+    );
+}
+
+/// Ctrl-C saves the state; `--resume` finishes the run.
+#[test]
+fn ctrl_c_saves_and_resume_finishes() {
+    let dir = temp("sigint");
+    let data = synthetic(&dir, 2000);
+    let out = dir.join("run");
+    let cfg = small_config(&dir, &data, "dann", 40);
+    let child = Command::new(env!("CARGO_BIN_EXE_dales"))
+        .args([
+            "train",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !out.join("metrics.csv").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no epoch finished"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    if o.status.code() == Some(0) {
+        return; // the run finished before the signal arrived: nothing to resume
+    }
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("dales train --resume"), "{err}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["finished"], false);
+    let o = dales(&["train", "--resume", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["finished"], true);
+    assert_eq!(summary["epochs_done"], 40);
+}
