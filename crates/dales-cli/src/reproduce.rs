@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use dales::config::TrainConfig;
 use dales::nn::ModelKind;
-use dales::run::{Dataset, Outcome, Trainer};
+use dales::run::{Dataset, Outcome, Trainer, files};
 use indicatif::MultiProgress;
 use serde::Serialize;
 
@@ -172,7 +172,7 @@ fn write_results(out: &Path, seeds: u64, epochs: usize) -> Result<()> {
     for kind in MODELS {
         let runs: Vec<RunInfo> = (1..=seeds)
             .map(|s| out.join(format!("{kind}-seed{s}")))
-            .filter(|d| d.exists())
+            .filter(|d| d.join(files::SUMMARY).exists())
             .map(|d| RunInfo::read(&d))
             .collect::<Result<_>>()?;
         let done: Vec<&RunInfo> = runs.iter().filter(|r| r.summary.finished).collect();
