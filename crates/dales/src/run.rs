@@ -586,24 +586,13 @@ pub struct Summary {
 /// Mean cross-entropy and error (%) of `model` on `split`, in chunks of `chunk` examples,
 /// without autodiff.
 pub fn evaluate(model: &Mlp, split: &Split, chunk: usize) -> (f64, f64) {
-    let model = model.valid();
-    let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .expect("a model lives on a device");
-    let n_in = split.pixels_per_image();
+    let (model, device) = inference(model);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let (mut loss, mut correct) = (0.0f64, 0usize);
     let all: Vec<usize> = (0..split.len()).collect();
     for idx in all.chunks(chunk.max(1)) {
-        split.gather_f32(idx, &mut x);
+        let logits = logits_of(&model, &device, split, idx, &mut x);
         split.gather_labels(idx, &mut y);
-        let input = Tensor::<2>::from_data(
-            TensorData::new(std::mem::take(&mut x), [idx.len(), n_in]),
-            &device,
-        );
-        let logits = host_matrix(model.forward(input));
         let c = logits.len() / idx.len();
         for (row, &label) in logits.chunks_exact(c).zip(&y) {
             let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
@@ -619,22 +608,38 @@ pub fn evaluate(model: &Mlp, split: &Split, chunk: usize) -> (f64, f64) {
 
 /// Logits of the first `n` examples of `split` (the `--logits-out` of `dales eval`).
 pub fn first_logits(model: &Mlp, split: &Split, n: usize) -> Vec<Vec<f64>> {
+    let (model, device) = inference(model);
+    let idx: Vec<usize> = (0..n.min(split.len())).collect();
+    let logits = logits_of(&model, &device, split, &idx, &mut Vec::new());
+    let c = logits.len() / idx.len().max(1);
+    logits.chunks_exact(c.max(1)).map(|r| r.to_vec()).collect()
+}
+
+/// A copy of `model` without autodiff, and its device.
+fn inference(model: &Mlp) -> (Mlp, Device) {
     let model = model.valid();
     let device = model
         .devices()
         .into_iter()
         .next()
         .expect("a model lives on a device");
-    let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let mut x = Vec::new();
-    split.gather_f32(&idx, &mut x);
+    (model, device)
+}
+
+/// Host logits of `split`'s examples `idx`; `x` is a reusable input buffer.
+fn logits_of(
+    model: &Mlp,
+    device: &Device,
+    split: &Split,
+    idx: &[usize],
+    x: &mut Vec<f32>,
+) -> Vec<f64> {
+    split.gather_f32(idx, x);
     let input = Tensor::<2>::from_data(
-        TensorData::new(x, [idx.len(), split.pixels_per_image()]),
-        &device,
+        TensorData::new(std::mem::take(x), [idx.len(), split.pixels_per_image()]),
+        device,
     );
-    let logits = host_matrix(model.forward(input));
-    let c = logits.len() / idx.len().max(1);
-    logits.chunks_exact(c.max(1)).map(|r| r.to_vec()).collect()
+    host_matrix(model.forward(input))
 }
 
 fn host_matrix(t: Tensor<2>) -> Vec<f64> {
