@@ -266,8 +266,11 @@ pub struct Trainer {
 
 impl Trainer {
     /// Start a new run in `run_dir` (created; it must not hold a run already).
-    pub fn new(config: TrainConfig, data: Dataset, run_dir: &Path) -> Result<Self> {
+    pub fn new(mut config: TrainConfig, data: Dataset, run_dir: &Path) -> Result<Self> {
         config.validate()?;
+        if config.model.pixel_mean.is_none() {
+            config.model.pixel_mean = Some(data.train.pixel_mean());
+        }
         if run_dir.join(files::RESUME).exists() {
             return Err(Error::config(
                 "--out",

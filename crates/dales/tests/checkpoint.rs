@@ -20,6 +20,7 @@ fn small(kind: ModelKind) -> dales::nn::Mlp {
         n_in: 12,
         hidden: vec![11, 9],
         n_out: 3,
+        pixel_mean: Some(0.286),
         ..MlpConfig::paper(kind)
     }
     .init_seeded(3, &device())

@@ -55,10 +55,16 @@ fn zero_sizes_and_ni() {
     };
     assert!(msg(c.init(&dev)).contains("model.ni"));
     let c = MlpConfig {
-        pixel_mean: 2.0,
+        pixel_mean: Some(2.0),
         ..MlpConfig::paper(ModelKind::ColumnEi)
     };
     assert!(msg(c.init(&dev)).contains("model.pixel_mean"));
+    // ColumnEI needs the data's pixel mean: never a silent default.
+    let e = msg(MlpConfig::paper(ModelKind::ColumnEi).init(&dev));
+    assert!(
+        e.contains("model.pixel_mean") && e.contains("(unset)"),
+        "{e}"
+    );
 }
 
 #[test]

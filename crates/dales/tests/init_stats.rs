@@ -183,9 +183,12 @@ fn paper_models_have_paper_shapes_and_inits() {
     assert!(shapes.contains(&("output.wix".into(), vec![1, 500])));
     assert!(shapes.contains(&("output.wei".into(), vec![10, 1])));
 
-    let col = MlpConfig::paper(ModelKind::ColumnEi)
-        .init_seeded(0, &dev)
-        .unwrap();
+    let col = MlpConfig {
+        pixel_mean: Some(0.2860),
+        ..MlpConfig::paper(ModelKind::ColumnEi)
+    }
+    .init_seeded(0, &dev)
+    .unwrap();
     let e = col.named_entries();
     let get = |name: &str| {
         e.iter()
@@ -242,6 +245,7 @@ fn seed_fixes_the_whole_model() {
     for kind in ModelKind::ALL {
         let config = MlpConfig {
             hidden: vec![20, 20],
+            pixel_mean: Some(0.286),
             ..MlpConfig::paper(kind)
         };
         let a = config.init_seeded(5, &dev).unwrap().named_entries();

@@ -147,8 +147,22 @@ fn run_directory_holds_everything() {
     ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
-    // The resolved config reads back to the same settings.
-    assert_eq!(TrainConfig::from_file(&dir.join(files::CONFIG)).unwrap(), c);
+    // The resolved config reads back to the same settings, with the pixel mean measured on the
+    // training images filled in.
+    let resolved = TrainConfig::from_file(&dir.join(files::CONFIG)).unwrap();
+    let mean = Dataset::load(&c).unwrap().train.pixel_mean();
+    assert!((mean - 0.2).abs() < 0.2, "synthetic pixel mean {mean}");
+    assert_eq!(resolved.model.pixel_mean, Some(mean));
+    assert_eq!(
+        TrainConfig {
+            model: dales::nn::MlpConfig {
+                pixel_mean: None,
+                ..resolved.model
+            },
+            ..resolved
+        },
+        c
+    );
     let summary: serde_json::Value = serde_json::from_slice(&read(&dir, files::SUMMARY)).unwrap();
     assert_eq!(summary["finished"], true);
     assert_eq!(summary["epochs_done"], 2);

@@ -18,6 +18,7 @@ fn small(kind: ModelKind, seed: u64) -> dales::nn::Mlp {
         hidden: vec![16, 12],
         n_out: 5,
         ni: Some(3),
+        pixel_mean: Some(0.286),
         ..MlpConfig::paper(kind)
     }
     .init_seeded(seed, &device())

@@ -132,9 +132,11 @@ pub struct MlpConfig {
     /// Inhibitory units per DANN hidden layer, overriding `ei_ratio`.
     #[serde(default)]
     pub ni: Option<usize>,
-    /// Dataset pixel mean for the ColumnEI first-layer bias.
-    #[serde(default = "default_pixel_mean")]
-    pub pixel_mean: f64,
+    /// Mean input pixel of the training data, for the ColumnEI first-layer bias
+    /// (Fashion-MNIST 0.2860, MNIST 0.1307, KMNIST 0.1918). Unset in a training run: measured
+    /// on the training images and written into the run's resolved config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_mean: Option<f64>,
 }
 
 fn default_n_in() -> usize {
@@ -145,9 +147,6 @@ fn default_n_out() -> usize {
 }
 fn default_ratio() -> usize {
     10
-}
-fn default_pixel_mean() -> f64 {
-    FASHION_MNIST_PIXEL_MEAN
 }
 
 impl MlpConfig {
@@ -166,7 +165,7 @@ impl MlpConfig {
             n_out: 10,
             ei_ratio: 10,
             ni: None,
-            pixel_mean: FASHION_MNIST_PIXEL_MEAN,
+            pixel_mean: None,
         }
     }
 
@@ -222,10 +221,12 @@ impl MlpConfig {
                 "at least 1 inhibitory unit (Wei is initialised to 1/ni)",
             ));
         }
-        if !(self.pixel_mean.is_finite() && (0.0..=1.0).contains(&self.pixel_mean)) {
+        if let Some(m) = self.pixel_mean
+            && !(m.is_finite() && (0.0..=1.0).contains(&m))
+        {
             return Err(Error::config(
                 "model.pixel_mean",
-                self.pixel_mean,
+                m,
                 "a mean pixel value in [0, 1]",
             ));
         }
@@ -270,7 +271,14 @@ impl MlpConfig {
                         n_out: n,
                         ratio: self.ei_ratio,
                         first_layer,
-                        pixel_mean: self.pixel_mean,
+                        pixel_mean: self.pixel_mean.ok_or_else(|| {
+                            Error::config(
+                                "model.pixel_mean",
+                                "(unset)",
+                                "the training images' mean pixel value, which the ColumnEI \
+                                 first-layer bias centres (Fashion-MNIST 0.2860, MNIST 0.1307)",
+                            )
+                        })?,
                     }
                     .init(&mut rng, device)
                     .map_err(key)?,
