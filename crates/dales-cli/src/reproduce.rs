@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use dales::config::TrainConfig;
 use dales::nn::ModelKind;
-use dales::run::{Dataset, Outcome, Trainer, files};
+use dales::run::{Dataset, Outcome, Summary, Trainer, files};
 use indicatif::MultiProgress;
 use serde::Serialize;
 
@@ -90,11 +90,10 @@ fn run_one(
     let dir = args.out.join(format!("{kind}-seed{seed}"));
     let name = format!("{kind} s{seed}");
     let mut trainer = if has_run(&dir) {
-        let t = Trainer::resume(&dir, args.data.clone(), Some(args.epochs))?;
-        if t.summary().finished {
+        if done(&dir, args.epochs) {
             return Ok(Outcome::Finished);
         }
-        t
+        Trainer::resume(&dir, args.data.clone(), Some(args.epochs))?
     } else {
         let mut config = TrainConfig::paper(kind);
         config.seed = seed;
@@ -104,6 +103,15 @@ fn run_one(
         Trainer::new(config, data, &dir)?
     };
     train_to_end(&mut trainer, &dir, &name, Some(multi.clone()))
+}
+
+/// Whether the run in `dir` has finished at least `epochs` epochs, from its summary alone (no
+/// data or model is loaded for finished runs).
+fn done(dir: &Path, epochs: usize) -> bool {
+    std::fs::read(dir.join(files::SUMMARY))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Summary>(&b).ok())
+        .is_some_and(|s| s.finished && s.epochs_done >= epochs)
 }
 
 pub fn run(args: ReproduceArgs) -> Result<ExitCode> {
