@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod reference;
+
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -69,4 +71,31 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// A fast path's f32 result `fast` against the f64 `truth`, with the plain f32 version `plain`
+/// as the yardstick: `fast` must be within `rtol` × (largest |truth|) of the truth, or no
+/// further from it than twice the plain version is. f32 sums with cancellation (a bias
+/// gradient over a batch, DANN's α gradient) can miss a bare 1e-5 in either implementation,
+/// and this still fails a wrong or less accurate fast path.
+pub fn assert_as_accurate(what: &str, fast: &[f64], plain: &[f64], truth: &[f64], rtol: f64) {
+    let scale = truth.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
+    assert_as_accurate_abs(what, fast, plain, truth, rtol * scale);
+}
+
+/// As [`assert_as_accurate`] with an absolute tolerance `atol` instead of a relative one.
+pub fn assert_as_accurate_abs(what: &str, fast: &[f64], plain: &[f64], truth: &[f64], atol: f64) {
+    assert_eq!(fast.len(), truth.len(), "{what}: length");
+    assert_eq!(plain.len(), truth.len(), "{what}: length");
+    let err = |v: &[f64]| {
+        v.iter()
+            .zip(truth)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max)
+    };
+    let (fast_err, plain_err) = (err(fast), err(plain));
+    assert!(
+        fast_err <= atol.max(2.0 * plain_err),
+        "{what}: fast path off by {fast_err:.3e} (plain f32 {plain_err:.3e}, tolerance {atol:.3e})"
+    );
 }
