@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod compare;
 mod eval;
 mod plot;
@@ -29,6 +30,8 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Reproduce a paper's comparison with one command.
     Reproduce(reproduce::ReproduceArgs),
+    /// Time training steps and one epoch (compare with the PyTorch reference: bench/compare.sh).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +41,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

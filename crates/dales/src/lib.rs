@@ -25,10 +25,12 @@
 //! - [`optim`]: parameter groups, update rules, the [`optim::Optimizer`].
 //! - [`checkpoint`]: the `dales-ff/1` safetensors format.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod error;
+pub mod fused;
 pub mod io;
 pub mod nn;
 pub mod optim;

@@ -89,8 +89,17 @@ pub struct Dense {
     pub bias: Param<Tensor<1>>,
 }
 
-/// `x Wᵀ + b` for a batch.
+/// `x Wᵀ + b` for a batch: the fused CPU op ([`crate::fused::affine`]) where it applies,
+/// otherwise the plain tensor version ([`affine_plain`]).
 pub(crate) fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    if crate::fused::applies(&[&x, &weight]) {
+        return crate::fused::affine(x, weight, bias);
+    }
+    affine_plain(x, weight, bias)
+}
+
+/// `x Wᵀ + b` as burn tensor ops: the reference the fused op is tested against.
+pub fn affine_plain(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
     x.matmul(weight.transpose()) + bias.unsqueeze()
 }
 

@@ -175,6 +175,22 @@ impl Optimizer {
                     return e.value;
                 };
                 let rule = *self.rules.get(role).expect("checked by Optimizer::check");
+                let lr = lr * rule.lr_scale;
+                // Plain SGD: direction = gradient, so rule and projection fuse into one pass.
+                let g = if self.method == Method::SGD {
+                    match crate::fused::update::sgd_step(
+                        &e.value,
+                        g,
+                        lr,
+                        rule.update,
+                        rule.projection,
+                    ) {
+                        Ok(v) => return v,
+                        Err(g) => g,
+                    }
+                } else {
+                    g
+                };
                 let key = format!("{}.{}", layer.name, e.name);
                 let mut slot = self.state.remove(&key);
                 let u = direction(self.method, g, &mut slot, self.steps);
@@ -182,7 +198,7 @@ impl Optimizer {
                     self.state.insert(key, slot);
                 }
                 let p = e.value.flatten().without_autodiff();
-                let p = apply(rule.update, p, u, lr * rule.lr_scale);
+                let p = apply(rule.update, p, u, lr);
                 e.value.with_flat(project(rule.projection, p))
             })
             .collect()

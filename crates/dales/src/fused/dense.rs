@@ -1,0 +1,64 @@
+//! The affine map `y = x Wᵀ + b` of a dense layer (spec A1.1) as one forward product and an
+//! analytic backward on host slices.
+//!
+//! Backward, from `dy (B, n)`: `db = Σ_b dy`, `dW = dyᵀ · x`, `dx = dy · W` (only when asked).
+//! The plain tensor version, `x.matmul(Wᵀ) + b`, is the reference these are tested against
+//! (`tests/fused.rs`).
+
+use super::gemm::{View, matmul};
+
+/// Gradients of one affine map.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grads {
+    /// `dx (B, d)`, when asked for.
+    pub x: Option<Vec<f32>>,
+    /// `dW (n, d)`.
+    pub weight: Vec<f32>,
+    /// `db (n)`.
+    pub bias: Vec<f32>,
+}
+
+/// `y (B, n) = x (B, d) · Wᵀ + b` with `W (n, d)`.
+pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], b: usize, d: usize) -> Vec<f32> {
+    let n = bias.len();
+    assert_eq!(weight.len(), n * d, "W is (n, d)");
+    let mut y: Vec<f32> = bias.iter().copied().cycle().take(b * n).collect();
+    matmul(
+        &mut y,
+        View::new(x, b, d),
+        View::new(weight, n, d).t(),
+        true,
+    );
+    y
+}
+
+/// Gradients of `W (n, d)`, `b` (and `x (B, d)` when `need_x`) from `dy (B, n)`.
+pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    [b, d, n]: [usize; 3],
+    need_x: bool,
+) -> Grads {
+    assert_eq!(x.len(), b * d, "x is (B, d)");
+    assert_eq!(dy.len(), b * n, "dy is (B, n)");
+    assert_eq!(weight.len(), n * d, "W is (n, d)");
+    let mut bias = vec![0.0; n];
+    for row in dy.chunks_exact(n.max(1)) {
+        for (acc, v) in bias.iter_mut().zip(row) {
+            *acc += v;
+        }
+    }
+    let mut dw = vec![0.0; n * d];
+    matmul(&mut dw, View::new(dy, b, n).t(), View::new(x, b, d), false);
+    let dx = need_x.then(|| {
+        let mut dx = vec![0.0; b * d];
+        matmul(&mut dx, View::new(dy, b, n), View::new(weight, n, d), false);
+        dx
+    });
+    Grads {
+        x: dx,
+        weight: dw,
+        bias,
+    }
+}

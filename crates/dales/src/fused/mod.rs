@@ -1,0 +1,510 @@
+//! Fused operations with analytic backward passes, wired into burn's autodiff through its
+//! backend-extension traits.
+//!
+//! On the CPU (burn's NdArray backend, f32) a DANN layer's forward is two matrix products and
+//! one element-wise pass, and its backward four products and two passes, on host slices with a
+//! rayon-parallel GEMM ([`dann`]); a dense layer's affine map is one product forward and two
+//! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
+//! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]). Everywhere else (the `gpu` feature's wgpu backend, f64, or
+//! with [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
+//! reference: `tests/fused.rs` compares the two, forward and every gradient.
+#![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
+
+pub mod dann;
+pub mod dense;
+pub mod gamma;
+pub mod gemm;
+pub mod update;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, Backend, Dispatch, DispatchDevice, ExtensionType, NdArray, TensorMetadata,
+    backend_extension,
+};
+use burn::tensor::{DType, Tensor, TensorData};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turn the fused CPU paths on or off for the whole process (on by default); off, every layer
+/// runs its plain tensor version. For benchmarks and comparisons.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::SeqCst);
+}
+
+/// Whether the fused CPU paths are on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::SeqCst)
+}
+
+/// Whether `tensors` can take the fused CPU path: all f32 on the NdArray backend, and fusing on.
+pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    enabled()
+        && tensors.iter().all(|t| {
+            t.dtype() == DType::F32
+                && matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
+        })
+}
+
+/// The inputs of a DANN layer.
+#[derive(ExtensionType)]
+pub struct DannInputs<B: Backend> {
+    pub x: FloatTensor<B>,
+    pub wex: FloatTensor<B>,
+    pub wix: FloatTensor<B>,
+    pub wei: FloatTensor<B>,
+    pub alpha: FloatTensor<B>,
+    pub gain: FloatTensor<B>,
+    pub bias: FloatTensor<B>,
+}
+
+/// Backends with a fused DANN layer.
+#[backend_extension(Autodiff, NdArray)]
+pub trait DannKernels: Backend {
+    /// The DANN layer's output `z (B, ne)`.
+    fn dann_layer(#[extension_type] p: DannInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// The DANN layer `z = g ⊙ (Wex x − Wei Wix x) / ((Wei ⊙ e^α) Wix x + ε) + b` as one fused op
+/// (spec A1.2). Only for tensors where [`applies`] holds; the layer checks.
+pub fn dann_layer(
+    x: Tensor<2>,
+    [wex, wix, wei]: [Tensor<2>; 3],
+    [alpha, gain, bias]: [Tensor<1>; 3],
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as DannKernels>::dann_layer(DannInputs {
+        x: x.into_dispatch(),
+        wex: wex.into_dispatch(),
+        wix: wix.into_dispatch(),
+        wei: wei.into_dispatch(),
+        alpha: alpha.into_dispatch(),
+        gain: gain.into_dispatch(),
+        bias: bias.into_dispatch(),
+    }))
+}
+
+/// Borrow an f32 NdArray tensor as a row-major slice (copying only if its layout is not
+/// contiguous, e.g. a broadcast gradient).
+fn with_f32<R>(t: &NdArrayTensor, f: impl FnOnce(&[f32]) -> R) -> R {
+    match t {
+        NdArrayTensor::F32(storage) => {
+            let view = storage.view();
+            let standard = view.as_standard_layout();
+            f(standard
+                .as_slice()
+                .expect("a standard-layout array is contiguous"))
+        }
+        other => panic!(
+            "fused DANN layer: f32 tensors only, got {:?}",
+            other.dtype()
+        ),
+    }
+}
+
+/// Borrow an f64 NdArray tensor as a row-major slice (copying only if not contiguous).
+fn with_f64<R>(t: &NdArrayTensor, f: impl FnOnce(&[f64]) -> R) -> R {
+    match t {
+        NdArrayTensor::F64(storage) => {
+            let view = storage.view();
+            let standard = view.as_standard_layout();
+            f(standard
+                .as_slice()
+                .expect("a standard-layout array is contiguous"))
+        }
+        other => panic!("expected an f64 tensor, got {:?}", other.dtype()),
+    }
+}
+
+fn host64(values: Vec<f64>, shape: &[usize]) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+/// Whether `tensors` can take a fused CPU path that runs in f32 and f64: all of one of the
+/// two dtypes on the NdArray backend, and fusing on.
+pub fn applies_float<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    let Some(first) = tensors.first() else {
+        return false;
+    };
+    let dtype = first.dtype();
+    enabled()
+        && matches!(dtype, DType::F32 | DType::F64)
+        && tensors.iter().all(|t| {
+            t.dtype() == dtype
+                && matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
+        })
+}
+
+fn host(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+    NdArrayTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+fn dims_of(p: &DannInputs<NdArray>) -> dann::Dims {
+    let x = p.x.shape();
+    let wix = p.wix.shape();
+    dann::Dims {
+        b: x[0],
+        d: x[1],
+        ne: p.wex.shape()[0],
+        ni: wix[0],
+    }
+}
+
+/// Run the host forward on NdArray inputs.
+fn forward_host(p: &DannInputs<NdArray>) -> (NdArrayTensor, dann::Saved) {
+    let dims = dims_of(p);
+    let (z, saved) = with_f32(&p.x, |x| {
+        with_f32(&p.wex, |wex| {
+            with_f32(&p.wix, |wix| {
+                with_f32(&p.wei, |wei| {
+                    with_f32(&p.alpha, |alpha| {
+                        with_f32(&p.gain, |gain| {
+                            with_f32(&p.bias, |bias| {
+                                dann::forward(
+                                    dims,
+                                    x,
+                                    dann::Params {
+                                        wex,
+                                        wix,
+                                        wei,
+                                        alpha,
+                                        gain,
+                                        bias,
+                                    },
+                                )
+                            })
+                        })
+                    })
+                })
+            })
+        })
+    });
+    (host(z, &[dims.b, dims.ne]), saved)
+}
+
+/// The inputs of an affine map.
+#[derive(ExtensionType)]
+pub struct AffineInputs<B: Backend> {
+    pub x: FloatTensor<B>,
+    pub weight: FloatTensor<B>,
+    pub bias: FloatTensor<B>,
+}
+
+/// Backends with a fused affine map.
+#[backend_extension(Autodiff, NdArray)]
+pub trait AffineKernels: Backend {
+    /// `x Wᵀ + b (B, n)`.
+    fn affine(#[extension_type] p: AffineInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// `x Wᵀ + b` as one fused op. Only for tensors where [`applies`] holds; the layer checks.
+pub fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as AffineKernels>::affine(AffineInputs {
+        x: x.into_dispatch(),
+        weight: weight.into_dispatch(),
+        bias: bias.into_dispatch(),
+    }))
+}
+
+fn affine_host(p: &AffineInputs<NdArray>) -> NdArrayTensor {
+    let [b, d] = [p.x.shape()[0], p.x.shape()[1]];
+    let n = p.weight.shape()[0];
+    let y = with_f32(&p.x, |x| {
+        with_f32(&p.weight, |w| {
+            with_f32(&p.bias, |bias| dense::forward(x, w, bias, b, d))
+        })
+    });
+    host(y, &[b, n])
+}
+
+impl AffineKernels for NdArray {
+    fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
+        affine_host(&p)
+    }
+}
+
+#[derive(Debug)]
+struct AffineBackward;
+
+impl Backward<NdArray, 3> for AffineBackward {
+    /// The input `x` and the weight `W`.
+    type State = (NdArrayTensor, NdArrayTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = grads.consume::<NdArray>(&ops.node);
+        let (x, w) = ops.state;
+        let [b, d] = [x.shape()[0], x.shape()[1]];
+        let n = w.shape()[0];
+        let g = with_f32(&x, |x| {
+            with_f32(&w, |w| {
+                with_f32(&dy, |dy| {
+                    dense::backward(x, w, dy, [b, d, n], x_node.is_some())
+                })
+            })
+        });
+        if let (Some(id), Some(dx)) = (x_node, g.x) {
+            grads.register::<NdArray>(id, host(dx, &[b, d]));
+        }
+        if let Some(id) = w_node {
+            grads.register::<NdArray>(id, host(g.weight, &[n, d]));
+        }
+        if let Some(id) = b_node {
+            grads.register::<NdArray>(id, host(g.bias, &[n]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> AffineKernels for Autodiff<NdArray, C> {
+    fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [p.x.node(), p.weight.node(), p.bias.node()];
+        let inner = AffineInputs::<NdArray> {
+            x: p.x.primitive().clone(),
+            weight: p.weight.primitive().clone(),
+            bias: p.bias.primitive().clone(),
+        };
+        match AffineBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = affine_host(&inner);
+                prep.finish((inner.x, inner.weight), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(affine_host(&inner)),
+        }
+    }
+}
+
+/// The inputs of the gamma activation: `x (B, H)` and its shape parameters `n`, `s`, each
+/// `(1, 1)`, `(1, H)` or `(B, H)`.
+#[derive(ExtensionType)]
+pub struct GammaInputs<B: Backend> {
+    pub x: FloatTensor<B>,
+    pub n: FloatTensor<B>,
+    pub s: FloatTensor<B>,
+}
+
+/// Backends with a fused gamma activation.
+#[backend_extension(Autodiff, NdArray)]
+pub trait GammaKernels: Backend {
+    /// `γ(x; n, s) (B, H)`.
+    fn gamma(#[extension_type] p: GammaInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// `γ(x; n, s)` (spec C1) as one fused op with an analytic backward. Only for tensors where
+/// [`applies_float`] holds and `n > 0`; [`crate::nn::gamma::gamma`] checks and floors `n`.
+pub fn gamma(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as GammaKernels>::gamma(GammaInputs {
+        x: x.into_dispatch(),
+        n: n.into_dispatch(),
+        s: s.into_dispatch(),
+    }))
+}
+
+fn dims2(t: &NdArrayTensor) -> [usize; 2] {
+    let shape = t.shape();
+    [shape[0], shape[1]]
+}
+
+/// Run a host gamma kernel on NdArray inputs in their own float type.
+fn gamma_host<R>(
+    p: &GammaInputs<NdArray>,
+    f32_kernel: impl FnOnce(gamma::Batch<f32>) -> R,
+    f64_kernel: impl FnOnce(gamma::Batch<f64>) -> R,
+) -> R {
+    let [b, h] = dims2(&p.x);
+    let shape = |t: &NdArrayTensor| {
+        gamma::Broadcast::of(dims2(t), [b, h]).unwrap_or_else(|| {
+            panic!(
+                "gamma: a shape parameter of shape {:?} for x ({b}, {h})",
+                t.shape()
+            )
+        })
+    };
+    let (n_shape, s_shape) = (shape(&p.n), shape(&p.s));
+    macro_rules! run {
+        ($with:ident, $kernel:expr) => {
+            $with(&p.x, |x| {
+                $with(&p.n, |n| {
+                    $with(&p.s, |s| {
+                        $kernel(gamma::Batch {
+                            x,
+                            n,
+                            s,
+                            b,
+                            h,
+                            n_shape,
+                            s_shape,
+                        })
+                    })
+                })
+            })
+        };
+    }
+    match &p.x {
+        NdArrayTensor::F64(_) => run!(with_f64, f64_kernel),
+        _ => run!(with_f32, f32_kernel),
+    }
+}
+
+fn gamma_forward(p: &GammaInputs<NdArray>) -> NdArrayTensor {
+    let shape = p.x.shape().to_vec();
+    gamma_host(
+        p,
+        |b| host(gamma::forward(b), &shape),
+        |b| host64(gamma::forward(b), &shape),
+    )
+}
+
+impl GammaKernels for NdArray {
+    fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
+        gamma_forward(&p)
+    }
+}
+
+#[derive(Debug)]
+struct GammaBackward;
+
+impl Backward<NdArray, 3> for GammaBackward {
+    /// The inputs.
+    type State = (NdArrayTensor, NdArrayTensor, NdArrayTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, n_node, s_node] = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = grads.consume::<NdArray>(&ops.node);
+        let (x, n, s) = ops.state;
+        let shapes = [x.shape().to_vec(), n.shape().to_vec(), s.shape().to_vec()];
+        let p = GammaInputs::<NdArray> { x, n, s };
+        let [dx, dn, ds] = gamma_host(
+            &p,
+            |b| {
+                let (dx, dn, ds) = with_f32(&dy, |dy| gamma::backward(b, dy));
+                [
+                    host(dx, &shapes[0]),
+                    host(dn, &shapes[1]),
+                    host(ds, &shapes[2]),
+                ]
+            },
+            |b| {
+                let (dx, dn, ds) = with_f64(&dy, |dy| gamma::backward(b, dy));
+                [
+                    host64(dx, &shapes[0]),
+                    host64(dn, &shapes[1]),
+                    host64(ds, &shapes[2]),
+                ]
+            },
+        );
+        for (node, g) in [(x_node, dx), (n_node, dn), (s_node, ds)] {
+            if let Some(id) = node {
+                grads.register::<NdArray>(id, g);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> GammaKernels for Autodiff<NdArray, C> {
+    fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [p.x.node(), p.n.node(), p.s.node()];
+        let inner = GammaInputs::<NdArray> {
+            x: p.x.primitive().clone(),
+            n: p.n.primitive().clone(),
+            s: p.s.primitive().clone(),
+        };
+        match GammaBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let y = gamma_forward(&inner);
+                prep.finish((inner.x, inner.n, inner.s), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gamma_forward(&inner)),
+        }
+    }
+}
+
+impl DannKernels for NdArray {
+    fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
+        forward_host(&p).0
+    }
+}
+
+#[derive(Debug)]
+struct DannBackward;
+
+impl Backward<NdArray, 7> for DannBackward {
+    /// The input `x`, `Wex`, `Wix` and the forward pass's intermediates.
+    type State = (
+        NdArrayTensor,
+        NdArrayTensor,
+        NdArrayTensor,
+        Arc<dann::Saved>,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, wex, wix, wei, alpha, gain, bias] = ops.parents.map(|n| n.map(|n| n.id));
+        let dz = grads.consume::<NdArray>(&ops.node);
+        let (x, wex_t, wix_t, saved) = ops.state;
+        let [b, d] = [x.shape()[0], x.shape()[1]];
+        let g = with_f32(&x, |x| {
+            with_f32(&wex_t, |we| {
+                with_f32(&wix_t, |wi| {
+                    with_f32(&dz, |dz| {
+                        dann::backward(&saved, x, [we, wi], dz, x_node.is_some())
+                    })
+                })
+            })
+        });
+        let (ne, ni) = (g.bias.len(), g.alpha.len());
+        let mut register = |node: Option<NodeId>, v, shape: &[usize]| {
+            if let Some(id) = node {
+                grads.register::<NdArray>(id, host(v, shape));
+            }
+        };
+        if let Some(dx) = g.x {
+            register(x_node, dx, &[b, d]);
+        }
+        register(wex, g.wex, &[ne, d]);
+        register(wix, g.wix, &[ni, d]);
+        register(wei, g.wei, &[ne, ni]);
+        register(alpha, g.alpha, &[ni]);
+        register(gain, g.gain, &[ne]);
+        register(bias, g.bias, &[ne]);
+    }
+}
+
+impl<C: CheckpointStrategy> DannKernels for Autodiff<NdArray, C> {
+    fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [
+            p.x.node(),
+            p.wex.node(),
+            p.wix.node(),
+            p.wei.node(),
+            p.alpha.node(),
+            p.gain.node(),
+            p.bias.node(),
+        ];
+        let inner = DannInputs::<NdArray> {
+            x: p.x.primitive().clone(),
+            wex: p.wex.primitive().clone(),
+            wix: p.wix.primitive().clone(),
+            wei: p.wei.primitive().clone(),
+            alpha: p.alpha.primitive().clone(),
+            gain: p.gain.primitive().clone(),
+            bias: p.bias.primitive().clone(),
+        };
+        match DannBackward.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let (z, saved) = forward_host(&inner);
+                prep.finish((inner.x, inner.wex, inner.wix, Arc::new(saved)), z)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(forward_host(&inner).0),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The fused CPU ops (DANN layer, affine map) against the plain tensor versions they replace:
+//! forward and every gradient, f32, within 1e-5 relative to each tensor's largest entry.
+
+mod common;
+
+use burn::tensor::{DType, Tensor, TensorData};
+use common::{assert_as_accurate, assert_as_accurate_abs, device, host, uniform};
+use dales::fused;
+use dales::nn::{
+    DannConfig, DannDense, InitRng, Layer, Mlp, MlpConfig, ModelKind, ParamValue, Parameterised,
+};
+use dales::train::cross_entropy;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A DANN layer initialised as in the paper, then with α, g and b moved off their initial
+/// values so that every gradient path is exercised.
+fn layer(d: usize, ne: usize, ni: usize, first: bool, seed: u64) -> DannDense {
+    let dev = device();
+    let l = DannConfig {
+        n_in: d,
+        ne,
+        ni,
+        first_layer: first,
+    }
+    .init(&mut InitRng::new(seed), &dev)
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
+    let values = l
+        .entries()
+        .into_iter()
+        .map(|e| {
+            let shape = e.value.shape();
+            let mut v = e.value.to_f32_vec();
+            match e.name {
+                "alpha" => v.iter_mut().for_each(|a| *a += rng.random_range(-0.5..0.5)),
+                "gain" => v.iter_mut().for_each(|g| *g = rng.random_range(0.5..1.5)),
+                "bias" => v.iter_mut().for_each(|b| *b = rng.random_range(-0.2..0.2)),
+                _ => {}
+            }
+            ParamValue::from_f32(v, &shape, &dev)
+        })
+        .collect();
+    l.with_values(values)
+}
+
+/// Output and the gradients of x and of every parameter under the loss Σ z ⊙ R (R fixed,
+/// random), through the fused op or the plain tensor version.
+fn run(l: &DannDense, x: &Tensor<2>, fused_path: bool) -> Vec<(String, Vec<f64>)> {
+    let x = x.clone().require_grad();
+    let z = if fused_path {
+        fused::dann_layer(
+            x.clone(),
+            [l.wex.val(), l.wix.val(), l.wei.val()],
+            [l.alpha.val(), l.gain.val(), l.bias.val()],
+        )
+    } else {
+        l.parts(x.clone()).z
+    };
+    let [b, ne] = z.dims();
+    let r = (uniform(b, ne, 9, &device()) - 0.5).cast(z.dtype());
+    let grads = (z.clone() * r).sum().backward();
+    let mut out = vec![
+        ("z".to_string(), host(z)),
+        ("dx".to_string(), host(x.grad(&grads).unwrap())),
+    ];
+    for e in l.entries() {
+        let g = match &e.value {
+            ParamValue::Vector(t) => host(t.grad(&grads).unwrap()),
+            ParamValue::Matrix(t) => host(t.grad(&grads).unwrap()),
+        };
+        out.push((format!("d{}", e.name), g));
+    }
+    out
+}
+
+fn to_f64_layer(l: &DannDense) -> DannDense {
+    let values = l
+        .entries()
+        .into_iter()
+        .map(|e| e.value.cast(DType::F64))
+        .collect();
+    l.clone().with_values(values)
+}
+
+fn compare_layer(d: usize, ne: usize, ni: usize, first: bool, batch: usize) {
+    let l = layer(d, ne, ni, first, (d + ne + ni) as u64);
+    let x = uniform(batch, d, 3, &device());
+    let fused_out = run(&l, &x, true);
+    let plain_out = run(&l, &x, false);
+    let truth = run(&to_f64_layer(&l), &x.clone().cast(DType::F64), false);
+    for (((name, fast), (_, plain)), (_, truth)) in fused_out.iter().zip(&plain_out).zip(&truth) {
+        let what = format!("{d}→{ne}/{ni} B={batch}: {name}");
+        assert_as_accurate(&what, fast, plain, truth, 1e-5);
+    }
+}
+
+#[test]
+fn fused_layer_matches_plain_first_layer() {
+    compare_layer(784, 500, 50, true, 32);
+}
+
+#[test]
+fn fused_layer_matches_plain_hidden_layer() {
+    compare_layer(500, 500, 50, false, 7);
+}
+
+#[test]
+fn fused_layer_matches_plain_single_interneuron() {
+    // The output layer's shape (ni = 1), and a batch of one.
+    compare_layer(500, 10, 1, false, 1);
+    compare_layer(13, 10, 1, false, 5);
+}
+
+#[test]
+fn fused_layer_without_autodiff_matches() {
+    let l = layer(40, 20, 4, true, 5);
+    let inner = dales::device::cpu();
+    let x = uniform(6, 40, 2, &inner);
+    let z = fused::dann_layer(
+        x.clone(),
+        [l.wex.val(), l.wix.val(), l.wei.val()].map(|t| t.inner()),
+        [l.alpha.val(), l.gain.val(), l.bias.val()].map(|t| t.inner()),
+    );
+    let plain = l.parts(x.clone().autodiff()).z;
+    let truth = to_f64_layer(&l).parts(x.autodiff().cast(DType::F64)).z;
+    assert_as_accurate("no autodiff", &host(z), &host(plain), &host(truth), 1e-5);
+}
+
+/// Output and the gradients of x, W and b of `x Wᵀ + b` under the loss Σ y ⊙ R.
+fn run_affine(x: &Tensor<2>, w: &Tensor<2>, b: &Tensor<1>, fused_path: bool) -> Vec<Vec<f64>> {
+    let (x, w, b) = (
+        x.clone().require_grad(),
+        w.clone().require_grad(),
+        b.clone().require_grad(),
+    );
+    let y = if fused_path {
+        fused::affine(x.clone(), w.clone(), b.clone())
+    } else {
+        dales::nn::dense::affine_plain(x.clone(), w.clone(), b.clone())
+    };
+    let [rows, cols] = y.dims();
+    let r = (uniform(rows, cols, 11, &device()) - 0.5).cast(y.dtype());
+    let grads = (y.clone() * r).sum().backward();
+    vec![
+        host(y),
+        host(x.grad(&grads).unwrap()),
+        host(w.grad(&grads).unwrap()),
+        host(b.grad(&grads).unwrap()),
+    ]
+}
+
+#[test]
+fn fused_affine_matches_plain() {
+    let dev = device();
+    for (batch, d, n) in [(32, 784, 500), (7, 500, 10), (1, 3, 2)] {
+        let x = uniform(batch, d, 1, &dev);
+        let w = uniform(n, d, 2, &dev) - 0.5;
+        let b: Tensor<1> = uniform(1, n, 3, &dev).reshape([n]) - 0.5;
+        let fused_out = run_affine(&x, &w, &b, true);
+        let plain_out = run_affine(&x, &w, &b, false);
+        let [x64, w64] = [x, w].map(|t| t.cast(DType::F64));
+        let truth = run_affine(&x64, &w64, &b.cast(DType::F64), false);
+        for (name, ((fast, plain), truth)) in ["y", "dx", "dW", "db"]
+            .iter()
+            .zip(fused_out.iter().zip(&plain_out).zip(&truth))
+        {
+            let what = format!("affine {d}→{n} B={batch}: {name}");
+            assert_as_accurate(&what, fast, plain, truth, 1e-5);
+        }
+    }
+}
+
+/// Held by the tests that flip the process-wide switch, so that they do not interleave.
+static SWITCH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Logits and every parameter's gradient under the cross-entropy of `labels`.
+fn model_outputs(model: &Mlp, x: &Tensor<2>, labels: &[usize]) -> Vec<(String, Vec<f64>)> {
+    let logits = model.forward(x.clone());
+    let grads = cross_entropy(logits.clone(), labels).backward();
+    let mut out = vec![("logits".to_string(), host(logits))];
+    for layer in model.param_layers() {
+        for e in layer.entries.into_iter().filter(|e| e.role.is_some()) {
+            let g = match &e.value {
+                ParamValue::Vector(t) => host(t.grad(&grads).unwrap()),
+                ParamValue::Matrix(t) => host(t.grad(&grads).unwrap()),
+            };
+            out.push((format!("{}.{}", layer.name, e.name), g));
+        }
+    }
+    out
+}
+
+/// A whole paper-size model of `kind` with the fused paths on and off (f32), each against the
+/// same model in f64.
+fn compare_model(kind: ModelKind, batch: usize, seed: u64) {
+    let _guard = SWITCH
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let dev = device();
+    let mut config = MlpConfig::paper(kind);
+    config.pixel_mean = Some(0.286);
+    let model = config.init_seeded(seed, &dev).unwrap();
+    let x = uniform(batch, 784, seed + 10, &dev);
+    let labels: Vec<usize> = (0..batch).map(|i| (i * 7) % 10).collect();
+    fused::set_enabled(true);
+    let fast = model_outputs(&model, &x, &labels);
+    fused::set_enabled(false);
+    let plain = model_outputs(&model, &x, &labels);
+    fused::set_enabled(true);
+    let values = model
+        .param_layers()
+        .into_iter()
+        .map(|l| {
+            l.entries
+                .into_iter()
+                .map(|e| e.value.cast(DType::F64))
+                .collect()
+        })
+        .collect();
+    let model64 = model.clone().with_layer_values(values);
+    let truth = model_outputs(&model64, &x.cast(DType::F64), &labels);
+    assert_eq!(fast.len(), truth.len());
+    let by_name: std::collections::BTreeMap<_, _> = truth.iter().cloned().collect();
+    for (((name, fast), (_, plain)), (_, truth)) in fast.iter().zip(&plain).zip(&truth) {
+        let what = format!("{kind:?} {name}");
+        match name.strip_suffix(".alpha") {
+            // At init α's gradient is a sum that cancels to ≈ 0 (1e-17 here in f64), so any f32
+            // summation order leaves noise far above 1e-5 of it: it is held to 1e-5 of the same
+            // layer's Wei gradient, through which it flows.
+            Some(layer) => {
+                let wei = &by_name[&format!("{layer}.wei")];
+                let scale = wei.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+                assert_as_accurate_abs(&what, fast, plain, truth, 1e-5 * scale);
+            }
+            None => assert_as_accurate(&what, fast, plain, truth, 1e-5),
+        }
+    }
+}
+
+/// The paper's DANN MLP: logits and every parameter's gradient.
+#[test]
+fn whole_model_matches_plain() {
+    compare_model(ModelKind::Dann, 16, 4);
+}
+
+/// The plain MLP, LayerNorm MLP and ColumnEI, whose layers all run the fused affine map.
+#[test]
+fn affine_models_match_plain() {
+    for kind in [ModelKind::Mlp, ModelKind::LayerNorm, ModelKind::ColumnEi] {
+        compare_model(kind, 8, 2);
+    }
+}
+
+#[test]
+fn f64_tensors_take_the_plain_path() {
+    let x = Tensor::<2>::from_data(
+        TensorData::new(vec![0.5f64; 4], [2, 2]),
+        (&device(), DType::F64),
+    );
+    assert!(!fused::applies(&[&x]));
+}
