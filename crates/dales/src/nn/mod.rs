@@ -3,6 +3,7 @@
 pub mod column_ei;
 pub mod dann;
 pub mod dense;
+pub mod gamma;
 pub mod init;
 pub mod layer;
 pub mod mlp;
