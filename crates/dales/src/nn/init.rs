@@ -125,6 +125,32 @@ pub(crate) fn column_means(values: &[f64], rows: usize, cols: usize) -> Vec<f64>
     means
 }
 
+/// The "henaff" orthogonal recurrent initialisation (spec C2): `V = expm(A)` for a
+/// skew-symmetric `A` of 2 × 2 blocks `[[0, s_k], [−s_k, 0]]` with `s_k ~ U(−π, 0)`, which is
+/// the block-diagonal rotation `[[cos s_k, sin s_k], [−sin s_k, cos s_k]]` (eigenvalues
+/// `e^{±i s_k}`); for odd `h` the last unit keeps eigenvalue 1. Row-major `(h, h)`.
+pub fn henaff(h: usize, rng: &mut InitRng) -> Vec<f64> {
+    let mut v = vec![0.0; h * h];
+    let angles = rng.uniform(h / 2, -PI, 0.0);
+    for (k, s) in angles.into_iter().enumerate() {
+        let (i, j) = (2 * k, 2 * k + 1);
+        let (sin, cos) = s.sin_cos();
+        v[i * h + i] = cos;
+        v[i * h + j] = sin;
+        v[j * h + i] = -sin;
+        v[j * h + j] = cos;
+    }
+    if h % 2 == 1 {
+        v[(h - 1) * h + (h - 1)] = 1.0;
+    }
+    v
+}
+
+/// Kaiming-normal std `√(2/fan_in)` (PyTorch's `kaiming_normal_`, fan-in mode, ReLU gain).
+pub fn kaiming_std(fan_in: usize) -> f64 {
+    (2.0 / fan_in as f64).sqrt()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

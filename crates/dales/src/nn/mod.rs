@@ -8,6 +8,7 @@ pub mod init;
 pub mod layer;
 pub mod mlp;
 pub mod param;
+pub mod rnn;
 
 pub use column_ei::{ColumnEiConfig, ColumnEiDense};
 pub use dann::{DannConfig, DannDense, DannParts, EiDense, SHUNT_EPS};
