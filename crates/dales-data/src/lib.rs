@@ -31,6 +31,7 @@ pub mod batch;
 mod error;
 mod idx;
 mod mnist;
+pub mod sequence;
 pub mod synthetic;
 
 pub use batch::{EpochBatches, EpochOrder, VALIDATION_STREAM};
