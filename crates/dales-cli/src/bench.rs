@@ -156,6 +156,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
 
 fn step_json(t: &StepTiming, args: &BenchArgs) -> serde_json::Value {
     let r4 = |v: f64| (v * 1e4).round() / 1e4;
+    let [forward, backward, update] = t.median_phases_ms();
     json!({
         "name": t.case.name(),
         "device": args.device,
@@ -170,9 +171,9 @@ fn step_json(t: &StepTiming, args: &BenchArgs) -> serde_json::Value {
         "gflops": r4(t.gflops()),
         "percent_of_peak": r4(100.0 * t.gflops() / args.peak_gflops),
         "model": t.case.kind.name(),
-        "median_forward_ms": r4(t.median_phases_ms()[0]),
-        "median_backward_ms": r4(t.median_phases_ms()[1]),
-        "median_update_ms": r4(t.median_phases_ms()[2]),
+        "median_forward_ms": r4(forward),
+        "median_backward_ms": r4(backward),
+        "median_update_ms": r4(update),
     })
 }
 

@@ -5,9 +5,10 @@
 //! one element-wise pass, and its backward four products and two passes, on host slices with a
 //! rayon-parallel GEMM ([`dann`]); a dense layer's affine map is one product forward and two
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
-//! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]). Everywhere else (the `gpu` feature's wgpu backend, f64, or
-//! with [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
-//! reference: `tests/fused.rs` compares the two, forward and every gradient.
+//! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]). Everywhere else
+//! (the `gpu` feature's wgpu backend, f64 outside gamma, or with [`set_enabled`]`(false)`),
+//! layers run their plain tensor version, which stays the tested reference: `tests/fused.rs`
+//! and `tests/gamma.rs` compare the two, forward and every gradient.
 #![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
 
 pub mod dann;
@@ -30,7 +31,7 @@ use burn::backend::{
     Autodiff, Backend, Dispatch, DispatchDevice, ExtensionType, NdArray, TensorMetadata,
     backend_extension,
 };
-use burn::tensor::{DType, Tensor, TensorData};
+use burn::tensor::{DType, Element, Tensor, TensorData};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -45,13 +46,17 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::SeqCst)
 }
 
+/// Whether `t` lives on the NdArray (CPU) backend.
+fn on_ndarray<const D: usize>(t: &Tensor<D>) -> bool {
+    matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
+}
+
 /// Whether `tensors` can take the fused CPU path: all f32 on the NdArray backend, and fusing on.
 pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     enabled()
-        && tensors.iter().all(|t| {
-            t.dtype() == DType::F32
-                && matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
-        })
+        && tensors
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && on_ndarray(t))
 }
 
 /// The inputs of a DANN layer.
@@ -102,10 +107,7 @@ fn with_f32<R>(t: &NdArrayTensor, f: impl FnOnce(&[f32]) -> R) -> R {
                 .as_slice()
                 .expect("a standard-layout array is contiguous"))
         }
-        other => panic!(
-            "fused DANN layer: f32 tensors only, got {:?}",
-            other.dtype()
-        ),
+        other => panic!("expected an f32 tensor, got {:?}", other.dtype()),
     }
 }
 
@@ -123,10 +125,6 @@ fn with_f64<R>(t: &NdArrayTensor, f: impl FnOnce(&[f64]) -> R) -> R {
     }
 }
 
-fn host64(values: Vec<f64>, shape: &[usize]) -> NdArrayTensor {
-    NdArrayTensor::from_data(TensorData::new(values, shape.to_vec()))
-}
-
 /// Whether `tensors` can take a fused CPU path that runs in f32 and f64: all of one of the
 /// two dtypes on the NdArray backend, and fusing on.
 pub fn applies_float<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
@@ -136,13 +134,11 @@ pub fn applies_float<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     let dtype = first.dtype();
     enabled()
         && matches!(dtype, DType::F32 | DType::F64)
-        && tensors.iter().all(|t| {
-            t.dtype() == dtype
-                && matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
-        })
+        && tensors.iter().all(|t| t.dtype() == dtype && on_ndarray(t))
 }
 
-fn host(values: Vec<f32>, shape: &[usize]) -> NdArrayTensor {
+/// An NdArray tensor owning `values` (row-major, `shape`), f32 or f64.
+fn host<E: Element>(values: Vec<E>, shape: &[usize]) -> NdArrayTensor {
     NdArrayTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
@@ -361,7 +357,7 @@ fn gamma_forward(p: &GammaInputs<NdArray>) -> NdArrayTensor {
     gamma_host(
         p,
         |b| host(gamma::forward(b), &shape),
-        |b| host64(gamma::forward(b), &shape),
+        |b| host(gamma::forward(b), &shape),
     )
 }
 
@@ -397,9 +393,9 @@ impl Backward<NdArray, 3> for GammaBackward {
             |b| {
                 let (dx, dn, ds) = with_f64(&dy, |dy| gamma::backward(b, dy));
                 [
-                    host64(dx, &shapes[0]),
-                    host64(dn, &shapes[1]),
-                    host64(ds, &shapes[2]),
+                    host(dx, &shapes[0]),
+                    host(dn, &shapes[1]),
+                    host(ds, &shapes[2]),
                 ]
             },
         );
