@@ -229,3 +229,19 @@ fn ctrl_c_saves_and_resume_finishes() {
     assert_eq!(summary["finished"], true);
     assert_eq!(summary["epochs_done"], 40);
 }
+
+#[test]
+fn bench_rejects_bad_flags() {
+    for (args, want) in [
+        (
+            &["bench", "--kinds", "nope", "--quick"][..],
+            "--kinds: unknown model kind `nope`",
+        ),
+        (&["bench", "--batches", "32,0", "--quick"][..], "--batches"),
+        (&["bench", "--steps", "0", "--no-epoch"][..], "--steps"),
+    ] {
+        let o = dales(args);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+    }
+}
