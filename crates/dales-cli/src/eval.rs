@@ -6,6 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use dales::checkpoint::load_mlp;
 use dales::config::TrainConfig;
+use dales::learner::load_seq;
+use dales::nn::MlpConfig;
+use dales::nn::seq::SeqConfig;
 use dales::run::{evaluate, files, first_logits};
 use dales_data::MnistLike;
 
@@ -25,13 +28,13 @@ pub struct EvalArgs {
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
-    let config = TrainConfig::from_file(&args.run_dir.join(files::CONFIG))
+    let config_path = args.run_dir.join(files::CONFIG);
+    if config_path.exists() && crate::train::is_sequence_config(&config_path)? {
+        return eval_sequence(&args);
+    }
+    let config = TrainConfig::<MlpConfig>::from_file(&config_path)
         .with_context(|| format!("{} is not a dales run directory", args.run_dir.display()))?;
-    let data_dir = args.data.clone().or(config.data.dir.clone());
-    let data = match &data_dir {
-        Some(d) => MnistLike::load_dir(d)?,
-        None => MnistLike::load_default()?,
-    };
+    let data = load_data(args.data.as_ref().or(config.data.dir.as_ref()))?;
     let device = config.device.device()?;
     let ckpt = args.run_dir.join(files::CHECKPOINT);
     let (model, kind) = load_mlp(&ckpt, &device)?;
@@ -53,4 +56,32 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `dales eval` of a sequence run: the checkpoint must match the run's sequence settings.
+fn eval_sequence(args: &EvalArgs) -> Result<ExitCode> {
+    let config = TrainConfig::<SeqConfig>::from_file(&args.run_dir.join(files::CONFIG))?;
+    let data = load_data(args.data.as_ref().or(config.data.dir.as_ref()))?;
+    let ckpt = args.run_dir.join(files::CHECKPOINT);
+    let model = load_seq(&ckpt, Some(&config.model), &config.device.device()?)?;
+    let (loss, error) = evaluate(&model, &data.test, 1000);
+    println!(
+        "{}: {} model, {} steps, test loss {loss:.4}, test error {error:.2}% ({} images)",
+        ckpt.display(),
+        config.model.kind,
+        model.steps(),
+        data.test.len()
+    );
+    if args.logits_out.is_some() {
+        anyhow::bail!("--logits-out is for feed-forward checkpoints (the reference's format)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The IDX dataset in `dir`, or Fashion-MNIST from `dataset-fashion-mnist`.
+pub fn load_data(dir: Option<&PathBuf>) -> Result<MnistLike> {
+    Ok(match dir {
+        Some(d) => MnistLike::load_dir(d)?,
+        None => MnistLike::load_default()?,
+    })
 }

@@ -6,8 +6,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result};
-use dales::config::TrainConfig;
+use dales::config::{PRESETS, SEQ_PRESETS, TrainConfig};
 use dales::device::DeviceChoice;
+use dales::learner::ModelSpec;
+use dales::nn::MlpConfig;
+use dales::nn::seq::{SeqConfig, SeqKind};
 use dales::run::{Dataset, Outcome, Trainer, files};
 use indicatif::MultiProgress;
 
@@ -18,8 +21,10 @@ use crate::progress::Reporter;
 /// summary.json, curves.png/.svg). Ctrl-C saves the state; `--resume` continues it.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// Paper preset: mlp, layernorm, columnei, dann, dann-nocorr, dann-subtractive
-    /// [default: dann].
+    /// Paper preset [default: dann]. Feed-forward (Fashion-MNIST images): mlp, layernorm,
+    /// columnei, dann, dann-nocorr, dann-subtractive. Sequential (permuted pixel sequences, the
+    /// adaptation paper's psMNIST setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma,
+    /// rnn-gamma-het, arun; add -small for the CPU-sized variant (49 steps, H 64).
     #[arg(long, conflicts_with_all = ["config", "resume"])]
     pub preset: Option<String>,
     /// A TOML file with every setting of the run (see configs/).
@@ -69,13 +74,60 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
 
+/// A run configuration of either model family.
+pub enum AnyConfig {
+    /// Feed-forward networks on images.
+    FeedForward(TrainConfig<MlpConfig>),
+    /// Recurrent networks on pixel sequences.
+    Sequence(TrainConfig<SeqConfig>),
+}
+
+/// Whether the TOML file at `path` configures a sequence model (its `model.kind` names one).
+pub fn is_sequence_config(path: &Path) -> Result<bool> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: toml::Table = text
+        .parse()
+        .with_context(|| format!("parsing {} as TOML", path.display()))?;
+    let kind = value
+        .get("model")
+        .and_then(|m| m.get("kind"))
+        .and_then(|k| k.as_str());
+    Ok(kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()))
+}
+
 /// The configuration a `dales train` invocation asks for.
-pub fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
-    let mut config = match (&args.preset, &args.config) {
-        (_, Some(path)) => TrainConfig::from_file(path)?,
-        (Some(name), None) => TrainConfig::preset(name)?,
-        (None, None) => TrainConfig::preset("dann")?,
+pub fn resolve_config(args: &TrainArgs) -> Result<AnyConfig> {
+    let config = match (&args.preset, &args.config) {
+        (_, Some(path)) if is_sequence_config(path)? => {
+            AnyConfig::Sequence(TrainConfig::from_file(path)?)
+        }
+        (_, Some(path)) => AnyConfig::FeedForward(TrainConfig::from_file(path)?),
+        (Some(name), None) if SEQ_PRESETS.contains(&name.as_str()) => {
+            AnyConfig::Sequence(TrainConfig::sequence_preset(name)?)
+        }
+        (Some(name), None) => AnyConfig::FeedForward(TrainConfig::preset(name).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown preset {name:?}: expected one of {}, {}",
+                PRESETS.join(", "),
+                SEQ_PRESETS.join(", ")
+            )
+        })?),
+        (None, None) => AnyConfig::FeedForward(TrainConfig::preset("dann")?),
     };
+    Ok(match config {
+        AnyConfig::FeedForward(mut c) => {
+            apply_overrides(&mut c, args)?;
+            AnyConfig::FeedForward(c)
+        }
+        AnyConfig::Sequence(mut c) => {
+            apply_overrides(&mut c, args)?;
+            AnyConfig::Sequence(c)
+        }
+    })
+}
+
+fn apply_overrides<M: ModelSpec>(config: &mut TrainConfig<M>, args: &TrainArgs) -> Result<()> {
     if let Some(dir) = &args.data {
         config.data.dir = Some(dir.clone());
     }
@@ -96,38 +148,53 @@ pub fn resolve_config(args: &TrainArgs) -> Result<TrainConfig> {
         };
     }
     config.validate()?;
-    Ok(config)
+    Ok(())
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
     install_ctrl_c();
-    let (mut trainer, dir) = match &args.resume {
+    match &args.resume {
         Some(dir) => {
-            let t = Trainer::resume(dir, args.data.clone(), args.epochs)
-                .with_context(|| format!("resuming the run in {}", dir.display()))?;
-            (t, dir.clone())
+            if is_sequence_config(&dir.join(files::CONFIG))? {
+                resume::<SeqConfig>(dir, &args)
+            } else {
+                resume::<MlpConfig>(dir, &args)
+            }
         }
-        None => {
-            let config = resolve_config(&args)?;
-            let dir = args.out.clone().unwrap_or_else(|| {
-                PathBuf::from("runs").join(format!("{}-seed{}", config.model.kind, config.seed))
-            });
-            eprintln!(
-                "dales train: {} model, {} epochs, batch {}, lr {}, seed {}, data {}",
-                config.model.kind,
-                config.epochs,
-                config.batch_size,
-                config.optim.lr,
-                config.seed,
-                Dataset::describe_dir(&config)
-            );
-            let data = Dataset::load(&config)?;
-            let t = Trainer::new(config, data, &dir)?;
-            eprint!("update rules:\n{}", t.optimizer().rules().describe());
-            (t, dir)
-        }
-    };
-    let name = trainer.config().model.kind.to_string();
+        None => match resolve_config(&args)? {
+            AnyConfig::FeedForward(c) => start(c, &args),
+            AnyConfig::Sequence(c) => start(c, &args),
+        },
+    }
+}
+
+fn resume<M: ModelSpec>(dir: &Path, args: &TrainArgs) -> Result<ExitCode> {
+    let trainer = Trainer::<M>::resume(dir, args.data.clone(), args.epochs)
+        .with_context(|| format!("resuming the run in {}", dir.display()))?;
+    finish(trainer, dir.to_path_buf())
+}
+
+fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitCode> {
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-seed{}", config.model.name(), config.seed))
+    });
+    eprintln!(
+        "dales train: {} model, {} epochs, batch {}, lr {}, seed {}, data {}",
+        config.model.name(),
+        config.epochs,
+        config.batch_size,
+        config.optim.lr,
+        config.seed,
+        Dataset::describe_dir(&config)
+    );
+    let data = Dataset::load(&config)?;
+    let trainer = Trainer::new(config, data, &dir)?;
+    eprint!("update rules:\n{}", trainer.optimizer().rules().describe());
+    finish(trainer, dir)
+}
+
+fn finish<M: ModelSpec>(mut trainer: Trainer<M>, dir: PathBuf) -> Result<ExitCode> {
+    let name = trainer.config().model.name();
     let outcome = train_to_end(&mut trainer, &dir, &name, None)?;
     let s = trainer.summary();
     match outcome {
@@ -155,8 +222,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
 }
 
 /// Run `trainer` with progress reporting, then draw its curves.
-pub fn train_to_end(
-    trainer: &mut Trainer,
+pub fn train_to_end<M: ModelSpec>(
+    trainer: &mut Trainer<M>,
     dir: &Path,
     name: &str,
     multi: Option<MultiProgress>,
@@ -167,7 +234,7 @@ pub fn train_to_end(
     if !trainer.records().is_empty() {
         let title = format!(
             "{} seed {}",
-            trainer.config().model.kind,
+            trainer.config().model.name(),
             trainer.config().seed
         );
         let panels = plot::run_curves(trainer.records(), trainer.eval_name(), &title);

@@ -32,13 +32,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::learner::ModelSpec;
+use crate::nn::seq::{SeqConfig, SeqKind};
 use crate::nn::{MlpConfig, ModelKind, ParamRole};
 use crate::optim::{Clip, GradScale, GroupRule, Method, Projection, RuleTable, UpdateRule};
 
-/// Everything a training run needs.
+/// Everything a training run needs; `M` is the `[model]` section ([`MlpConfig`] for the
+/// feed-forward networks, [`crate::nn::seq::SeqConfig`] for the sequence models).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TrainConfig {
+pub struct TrainConfig<M = MlpConfig> {
     /// Seeds the initialisation, the validation split and every epoch's batch order.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -55,7 +58,7 @@ pub struct TrainConfig {
     #[serde(default)]
     pub data: DataConfig,
     /// Model.
-    pub model: MlpConfig,
+    pub model: M,
     /// Optimiser.
     pub optim: OptimConfig,
 }
@@ -118,6 +121,100 @@ pub struct OptimConfig {
     /// Per-role overrides of the model kind's default rules.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<ParamRole, GroupOverride>,
+    /// Divide the learning rate when the evaluation loss stops improving (absent: constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plateau: Option<Plateau>,
+}
+
+/// PyTorch's `ReduceLROnPlateau` in `min` mode with a relative threshold: after each epoch,
+/// the evaluation loss improves if it is below `best · (1 − threshold)`; after more than
+/// `patience` epochs without improvement the learning rate is multiplied by `factor`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plateau {
+    /// Multiplies the learning rate (PyTorch's default 0.1).
+    #[serde(default = "default_factor")]
+    pub factor: f64,
+    /// Epochs without improvement tolerated (PyTorch's default 10).
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    /// Relative improvement that counts (PyTorch's default 1e-4).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+fn default_factor() -> f64 {
+    0.1
+}
+fn default_patience() -> usize {
+    10
+}
+fn default_threshold() -> f64 {
+    1e-4
+}
+
+impl Default for Plateau {
+    fn default() -> Self {
+        Plateau {
+            factor: default_factor(),
+            patience: default_patience(),
+            threshold: default_threshold(),
+        }
+    }
+}
+
+/// Where a [`Plateau`] schedule stands.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PlateauState {
+    /// Lowest evaluation loss so far.
+    pub best: f64,
+    /// Epochs since it improved.
+    pub bad_epochs: usize,
+}
+
+impl Default for PlateauState {
+    fn default() -> Self {
+        PlateauState {
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
+    }
+}
+
+impl Plateau {
+    /// Check the numbers.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.factor > 0.0 && self.factor < 1.0) {
+            return Err(Error::config(
+                "optim.plateau.factor",
+                self.factor,
+                "a factor strictly between 0 and 1",
+            ));
+        }
+        if !(self.threshold >= 0.0 && self.threshold < 1.0) {
+            return Err(Error::config(
+                "optim.plateau.threshold",
+                self.threshold,
+                "a relative threshold in [0, 1)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The learning rate after an epoch that ended with evaluation loss `loss`.
+    pub fn update(&self, state: &mut PlateauState, lr: f64, loss: f64) -> f64 {
+        if loss < state.best * (1.0 - self.threshold) {
+            state.best = loss;
+            state.bad_epochs = 0;
+            return lr;
+        }
+        state.bad_epochs += 1;
+        if state.bad_epochs > self.patience {
+            state.bad_epochs = 0;
+            return lr * self.factor;
+        }
+        lr
+    }
 }
 
 fn default_method() -> MethodName {
@@ -197,6 +294,7 @@ impl TrainConfig {
                 eps: None,
                 clip: Clip::NONE,
                 groups: BTreeMap::new(),
+                plateau: None,
             },
         }
     }
@@ -212,14 +310,104 @@ impl TrainConfig {
         })?;
         Ok(TrainConfig::paper(kind))
     }
+}
 
+/// Names accepted by [`TrainConfig::sequence_preset`]: each model at the paper's size
+/// (`arun`, `rnn-relu`, …) and scaled down to train on a CPU (`arun-small`, …).
+pub const SEQ_PRESETS: [&str; 12] = [
+    "rnn-relu",
+    "rnn-tanh",
+    "rnn-softplus",
+    "rnn-gamma",
+    "rnn-gamma-het",
+    "arun",
+    "rnn-relu-small",
+    "rnn-tanh-small",
+    "rnn-softplus-small",
+    "rnn-gamma-small",
+    "rnn-gamma-het-small",
+    "arun-small",
+];
+
+impl TrainConfig<SeqConfig> {
+    /// The adaptation paper's psMNIST setting (spec C3) on the default dataset: 784 steps in a
+    /// fixed permutation (seed 400), `H = 400` (ARUN: `K = 50`), Adam at 1e-4, batch 100,
+    /// `ReduceLROnPlateau` on the validation loss, a 50k/10k train/validation split, 100
+    /// epochs.
+    pub fn sequence_paper(kind: SeqKind) -> Self {
+        TrainConfig {
+            seed: default_seed(),
+            epochs: 100,
+            batch_size: 100,
+            device: DeviceChoice::Cpu,
+            data: DataConfig {
+                dir: None,
+                validation: 10_000,
+            },
+            model: SeqConfig::paper(kind),
+            optim: OptimConfig {
+                method: MethodName::Adam,
+                lr: 1e-4,
+                momentum: None,
+                dampening: None,
+                nesterov: None,
+                beta1: None,
+                beta2: None,
+                eps: None,
+                clip: Clip::NONE,
+                groups: BTreeMap::new(),
+                plateau: Some(Plateau::default()),
+            },
+        }
+    }
+
+    /// The paper's setting scaled down to train on a 2-core CPU: 7 × 7 images (4 × 4
+    /// pooling, 49 steps) in a fixed permutation, `H = 64` (ARUN: `K = 16`), Adam at 1e-3,
+    /// batch 100, a 50k/10k split, `ReduceLROnPlateau` with patience 2, 6 epochs.
+    pub fn sequence_small(kind: SeqKind) -> Self {
+        let mut c = TrainConfig::sequence_paper(kind);
+        c.epochs = 6;
+        c.model.pool = 4;
+        c.model.hidden = 64;
+        c.model.controller = 16;
+        c.optim.lr = 1e-3;
+        c.optim.plateau = Some(Plateau {
+            patience: 2,
+            ..Plateau::default()
+        });
+        c
+    }
+
+    /// A preset by name (see [`SEQ_PRESETS`]).
+    pub fn sequence_preset(name: &str) -> Result<Self> {
+        let unknown = || {
+            Error::config(
+                "preset",
+                format!("{name:?}"),
+                format!("one of {}", SEQ_PRESETS.join(", ")),
+            )
+        };
+        let (base, small) = match name.strip_suffix("-small") {
+            Some(base) => (base, true),
+            None => (name, false),
+        };
+        let kind: SeqKind = base.parse().map_err(|_| unknown())?;
+        Ok(if small {
+            TrainConfig::sequence_small(kind)
+        } else {
+            TrainConfig::sequence_paper(kind)
+        })
+    }
+}
+
+impl<M: ModelSpec> TrainConfig<M> {
     /// Parse and validate a TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Self> {
         let de = toml::Deserializer::parse(text).map_err(|e| Error::ConfigFile {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        let config: TrainConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let config: TrainConfig<M> = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             Error::ConfigFile {
                 path: origin.to_path_buf(),
@@ -251,6 +439,9 @@ impl TrainConfig {
         }
         self.model.validate()?;
         self.method()?.validate()?;
+        if let Some(p) = &self.optim.plateau {
+            p.validate()?;
+        }
         let lr = self.optim.lr;
         if !(lr.is_finite() && lr > 0.0) {
             return Err(Error::config(
@@ -262,11 +453,11 @@ impl TrainConfig {
         self.optim.clip.validate()?;
         self.rules().validate()?;
         for role in self.optim.groups.keys() {
-            if RuleTable::for_kind(self.model.kind).get(*role).is_none() {
+            if self.model.default_rules().get(*role).is_none() {
                 return Err(Error::config(
                     format!("optim.groups.{}", role.name()),
                     role.name(),
-                    format!("a parameter role of a {} model", self.model.kind),
+                    format!("a parameter role of a {} model", self.model.name()),
                 ));
             }
         }
@@ -320,7 +511,7 @@ impl TrainConfig {
 
     /// The kind's default rules with the configured overrides applied.
     pub fn rules(&self) -> RuleTable {
-        let mut table = RuleTable::for_kind(self.model.kind);
+        let mut table = self.model.default_rules();
         for (role, o) in &self.optim.groups {
             if let Some(rule) = table.0.get_mut(role) {
                 *rule = GroupRule {

@@ -25,6 +25,7 @@
 //! - [`optim`]: parameter groups, update rules, the [`optim::Optimizer`].
 //! - [`checkpoint`]: the `dales-ff/1` safetensors format.
 
+pub mod analysis;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
@@ -32,8 +33,10 @@ pub mod device;
 pub mod error;
 pub mod fused;
 pub mod io;
+pub mod learner;
 pub mod nn;
 pub mod optim;
+pub mod robustness;
 pub mod run;
 pub mod train;
 

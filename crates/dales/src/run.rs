@@ -15,16 +15,16 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use dales_data::{DEFAULT_DATA_DIR, EpochOrder, MnistLike, Split};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{self, NamedTensors, decode, encode};
-use crate::config::TrainConfig;
+use crate::config::{PlateauState, TrainConfig};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::Mlp;
+use crate::learner::{Learner, ModelSpec};
+use crate::nn::{MlpConfig, Parameterised};
 use crate::optim::Optimizer;
 use crate::train::cross_entropy;
 
@@ -57,29 +57,12 @@ pub struct Dataset {
 
 impl Dataset {
     /// Load the configured dataset (default Fashion-MNIST) with the configured validation split.
-    pub fn load(config: &TrainConfig) -> Result<Dataset> {
+    pub fn load<M: ModelSpec>(config: &TrainConfig<M>) -> Result<Dataset> {
         let data = match &config.data.dir {
             Some(dir) => MnistLike::load_dir(dir)?,
             None => MnistLike::load_default()?,
         };
-        let pixels = data.train.pixels_per_image();
-        if pixels != config.model.n_in {
-            return Err(Error::config(
-                "model.n_in",
-                config.model.n_in,
-                format!("{pixels}, the number of pixels of the dataset's images"),
-            ));
-        }
-        if data.n_classes() > config.model.n_out {
-            return Err(Error::config(
-                "model.n_out",
-                config.model.n_out,
-                format!(
-                    "at least {}, the dataset's number of classes",
-                    data.n_classes()
-                ),
-            ));
-        }
+        config.model.check_data(&data.train, data.n_classes())?;
         if config.data.validation > 0 {
             let (train, val) = data
                 .train
@@ -99,7 +82,7 @@ impl Dataset {
     }
 
     /// The directory the data come from, for messages.
-    pub fn describe_dir(config: &TrainConfig) -> String {
+    pub fn describe_dir<M>(config: &TrainConfig<M>) -> String {
         config
             .data
             .dir
@@ -214,6 +197,12 @@ struct Progress {
     elapsed: f64,
     /// Completed epochs' records.
     records: Vec<EpochRecord>,
+    /// Learning rate after the schedule (absent: the configured one).
+    #[serde(default)]
+    lr: Option<f64>,
+    /// Where the plateau schedule stands.
+    #[serde(default)]
+    plateau: PlateauState,
 }
 
 /// What the training loop reports as it goes.
@@ -252,11 +241,11 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// A training run.
-pub struct Trainer {
-    config: TrainConfig,
+/// A training run of a model described by `M`.
+pub struct Trainer<M: ModelSpec = MlpConfig> {
+    config: TrainConfig<M>,
     device: Device,
-    model: Mlp,
+    model: M::Model,
     optim: Optimizer,
     data: Dataset,
     order: EpochOrder,
@@ -264,13 +253,11 @@ pub struct Trainer {
     run_dir: PathBuf,
 }
 
-impl Trainer {
+impl<M: ModelSpec> Trainer<M> {
     /// Start a new run in `run_dir` (created; it must not hold a run already).
-    pub fn new(mut config: TrainConfig, data: Dataset, run_dir: &Path) -> Result<Self> {
+    pub fn new(mut config: TrainConfig<M>, data: Dataset, run_dir: &Path) -> Result<Self> {
         config.validate()?;
-        if config.model.pixel_mean.is_none() {
-            config.model.pixel_mean = Some(data.train.pixel_mean());
-        }
+        config.model.prepare(&data.train);
         if run_dir.join(files::RESUME).exists() {
             return Err(Error::config(
                 "--out",
@@ -304,7 +291,7 @@ impl Trainer {
         data_dir: Option<PathBuf>,
         epochs: Option<usize>,
     ) -> Result<Self> {
-        let mut config = TrainConfig::from_file(&run_dir.join(files::CONFIG))?;
+        let mut config = TrainConfig::<M>::from_file(&run_dir.join(files::CONFIG))?;
         if let Some(dir) = data_dir {
             config.data.dir = Some(dir);
         }
@@ -353,9 +340,9 @@ impl Trainer {
     }
 
     fn assemble(
-        config: TrainConfig,
+        config: TrainConfig<M>,
         data: Dataset,
-        (device, model, optim): (Device, Mlp, Optimizer),
+        (device, model, optim): (Device, M::Model, Optimizer),
         progress: Progress,
         run_dir: &Path,
     ) -> Result<Self> {
@@ -372,13 +359,18 @@ impl Trainer {
         })
     }
 
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        self.progress.lr.unwrap_or(self.config.optim.lr)
+    }
+
     /// The configuration.
-    pub fn config(&self) -> &TrainConfig {
+    pub fn config(&self) -> &TrainConfig<M> {
         &self.config
     }
 
     /// The model.
-    pub fn model(&self) -> &Mlp {
+    pub fn model(&self) -> &M::Model {
         &self.model
     }
 
@@ -407,9 +399,7 @@ impl Trainer {
         let start = Instant::now();
         let elapsed0 = self.progress.elapsed;
         let seconds = |start: &Instant| elapsed0 + start.elapsed().as_secs_f64();
-        let lr = self.config.optim.lr;
-        let n_out = self.config.model.n_out;
-        let (mut x, mut y64) = (Vec::new(), Vec::new());
+        let mut y64 = Vec::new();
         while self.progress.epoch < self.config.epochs {
             let epoch = self.progress.epoch + 1;
             let batches = self.order.batches(self.progress.epoch as u64);
@@ -420,15 +410,12 @@ impl Trainer {
             });
             for b in self.progress.batch..batches.len() {
                 let idx = batches.get(b).expect("batch index within the epoch");
-                self.data.train.gather_f32(idx, &mut x);
                 self.data.train.gather_labels(idx, &mut y64);
                 let labels: Vec<usize> = y64.iter().map(|&v| v as usize).collect();
                 let n = idx.len();
-                let input = Tensor::<2>::from_data(
-                    TensorData::new(std::mem::take(&mut x), [n, self.config.model.n_in]),
-                    &self.device,
-                );
-                let logits = self.model.forward(input);
+                let lr = self.lr();
+                let logits = self.model.logits(&self.data.train, idx, &self.device);
+                let n_out = logits.dims()[1];
                 let correct = count_correct(&host_matrix(logits.clone()), n_out, &labels);
                 let loss = cross_entropy(logits, &labels);
                 let loss_value = loss.clone().into_scalar::<f32>();
@@ -460,7 +447,11 @@ impl Trainer {
                 }
             }
             let (test_loss, test_error) = evaluate(&self.model, &self.data.eval, 1000);
+            let lr = self.lr();
             let p = &mut self.progress;
+            if let Some(plateau) = &self.config.optim.plateau {
+                p.lr = Some(plateau.update(&mut p.plateau, lr, test_loss));
+            }
             let record = EpochRecord {
                 epoch,
                 step: p.global_step,
@@ -492,7 +483,7 @@ impl Trainer {
     pub fn save(&self) -> Result<()> {
         let dir = &self.run_dir;
         let mut tensors = NamedTensors::new();
-        for (name, e) in self.model.named_entries() {
+        for (name, e) in Parameterised::named_entries(&self.model) {
             tensors.insert(
                 format!("model.{name}"),
                 (e.value.to_f32_vec(), e.value.shape()),
@@ -515,11 +506,9 @@ impl Trainer {
             ),
         ]);
         write_atomic(&dir.join(files::RESUME), &encode(&tensors, meta)?)?;
-        checkpoint::save_mlp(
-            &self.model,
-            self.config.model.kind,
-            &dir.join(files::CHECKPOINT),
-        )?;
+        self.config
+            .model
+            .save_checkpoint(&self.model, &dir.join(files::CHECKPOINT))?;
         write_atomic(
             &dir.join(files::METRICS),
             metrics_csv(&self.progress.records).as_bytes(),
@@ -533,7 +522,7 @@ impl Trainer {
     pub fn summary(&self) -> Summary {
         let last = self.progress.records.last();
         Summary {
-            kind: self.config.model.kind.name().to_string(),
+            kind: self.config.model.name(),
             seed: self.config.seed,
             epochs_done: self.progress.epoch,
             epochs: self.config.epochs,
@@ -588,13 +577,26 @@ pub struct Summary {
 
 /// Mean cross-entropy and error (%) of `model` on `split`, in chunks of `chunk` examples,
 /// without autodiff.
-pub fn evaluate(model: &Mlp, split: &Split, chunk: usize) -> (f64, f64) {
+pub fn evaluate<L: Learner>(model: &L, split: &Split, chunk: usize) -> (f64, f64) {
     let (model, device) = inference(model);
-    let (mut x, mut y) = (Vec::new(), Vec::new());
+    score(split, split.len(), chunk, |idx| {
+        host_matrix(model.logits(split, idx, &device))
+    })
+}
+
+/// Mean cross-entropy and error (%) over the first `n` examples of `split`, in chunks of
+/// `chunk`, from `logits(idx)`: the row-major host logits of examples `idx`.
+pub fn score(
+    split: &Split,
+    n: usize,
+    chunk: usize,
+    mut logits: impl FnMut(&[usize]) -> Vec<f64>,
+) -> (f64, f64) {
+    let mut y = Vec::new();
     let (mut loss, mut correct) = (0.0f64, 0usize);
-    let all: Vec<usize> = (0..split.len()).collect();
+    let all: Vec<usize> = (0..n).collect();
     for idx in all.chunks(chunk.max(1)) {
-        let logits = logits_of(&model, &device, split, idx, &mut x);
+        let logits = logits(idx);
         split.gather_labels(idx, &mut y);
         let c = logits.len() / idx.len();
         for (row, &label) in logits.chunks_exact(c).zip(&y) {
@@ -605,44 +607,29 @@ pub fn evaluate(model: &Mlp, split: &Split, chunk: usize) -> (f64, f64) {
         let labels: Vec<usize> = y.iter().map(|&v| v as usize).collect();
         correct += count_correct(&logits, c, &labels);
     }
-    let n = split.len() as f64;
+    let n = n.max(1) as f64;
     (loss / n, 100.0 * (1.0 - correct as f64 / n))
 }
 
 /// Logits of the first `n` examples of `split` (the `--logits-out` of `dales eval`).
-pub fn first_logits(model: &Mlp, split: &Split, n: usize) -> Vec<Vec<f64>> {
+pub fn first_logits<L: Learner>(model: &L, split: &Split, n: usize) -> Vec<Vec<f64>> {
     let (model, device) = inference(model);
     let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let logits = logits_of(&model, &device, split, &idx, &mut Vec::new());
+    let logits = host_matrix(model.logits(split, &idx, &device));
     let c = logits.len() / idx.len().max(1);
     logits.chunks_exact(c.max(1)).map(|r| r.to_vec()).collect()
 }
 
 /// A copy of `model` without autodiff, and its device.
-fn inference(model: &Mlp) -> (Mlp, Device) {
-    let model = model.valid();
+fn inference<L: Learner>(model: &L) -> (L, Device) {
+    let model = model.inference();
     let device = model
-        .devices()
-        .into_iter()
-        .next()
-        .expect("a model lives on a device");
+        .param_layers()
+        .first()
+        .and_then(|l| l.entries.first())
+        .map(|e| e.value.flatten().device())
+        .expect("a model has parameters");
     (model, device)
-}
-
-/// Host logits of `split`'s examples `idx`; `x` is a reusable input buffer.
-fn logits_of(
-    model: &Mlp,
-    device: &Device,
-    split: &Split,
-    idx: &[usize],
-    x: &mut Vec<f32>,
-) -> Vec<f64> {
-    split.gather_f32(idx, x);
-    let input = Tensor::<2>::from_data(
-        TensorData::new(std::mem::take(x), [idx.len(), split.pixels_per_image()]),
-        device,
-    );
-    host_matrix(model.forward(input))
 }
 
 fn host_matrix(t: Tensor<2>) -> Vec<f64> {

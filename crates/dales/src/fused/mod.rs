@@ -11,6 +11,7 @@
 //! and `tests/gamma.rs` compare the two, forward and every gradient.
 #![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
 
+pub mod controller;
 pub mod dann;
 pub mod dense;
 pub mod gamma;
@@ -501,6 +502,241 @@ impl<C: CheckpointStrategy> DannKernels for Autodiff<NdArray, C> {
                 prep.finish((inner.x, inner.wex, inner.wix, Arc::new(saved)), z)
             }
             OpsKind::UnTracked(prep) => prep.finish(forward_host(&inner).0),
+        }
+    }
+}
+
+/// The input of the fused tanh.
+#[derive(ExtensionType)]
+pub struct TanhInput<B: Backend> {
+    pub x: FloatTensor<B>,
+}
+
+/// Backends with a fused tanh.
+#[backend_extension(Autodiff, NdArray)]
+pub trait TanhKernels: Backend {
+    /// `tanh(x)`.
+    fn tanh(#[extension_type] p: TanhInput<Self>) -> FloatTensor<Self>;
+}
+
+/// `tanh(x)` in the tensor's own precision, with the backward `dy·(1 − y²)` from the saved
+/// output. burn 0.22's NdArray tanh evaluates every f32 entry through f64 `tanh`, which made
+/// it the largest cost of an ARUN step (its controller has `B·H·K` units). Only where
+/// [`applies_float`] holds.
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as TanhKernels>::tanh(TanhInput {
+        x: x.into_dispatch(),
+    }))
+}
+
+fn tanh_host(x: &NdArrayTensor) -> NdArrayTensor {
+    let shape = x.shape().to_vec();
+    match x.dtype() {
+        DType::F64 => with_f64(x, |v| host(v.iter().map(|a| a.tanh()).collect(), &shape)),
+        _ => with_f32(x, |v| {
+            host(v.iter().map(|&a| tanh_f32(a)).collect(), &shape)
+        }),
+    }
+}
+
+/// `tanh` in f32 to within 2e-7 absolute: an odd Taylor polynomial below |x| = 0.1 (the
+/// first omitted term is < 3e-11), `(1 − e)/(1 + e)` with `e = exp(−2|x|)` above (no
+/// cancellation there: `1 − e > 0.18`). About 3× faster than libm's `tanhf` here.
+#[inline]
+pub fn tanh_f32(x: f32) -> f32 {
+    let a = x.abs();
+    if a < 0.1 {
+        let x2 = x * x;
+        x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))))
+    } else {
+        let e = (-2.0 * a).exp();
+        ((1.0 - e) / (1.0 + e)).copysign(x)
+    }
+}
+
+impl TanhKernels for NdArray {
+    fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
+        tanh_host(&p.x)
+    }
+}
+
+#[derive(Debug)]
+struct TanhBackward;
+
+impl Backward<NdArray, 1> for TanhBackward {
+    /// The output `y = tanh(x)`.
+    type State = NdArrayTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = grads.consume::<NdArray>(&ops.node);
+        let y = ops.state;
+        let shape = y.shape().to_vec();
+        let dx = match y.dtype() {
+            DType::F64 => with_f64(&y, |y| {
+                with_f64(&dy, |dy| {
+                    let v: Vec<f64> = y.iter().zip(dy).map(|(y, g)| g * (1.0 - y * y)).collect();
+                    host(v, &shape)
+                })
+            }),
+            _ => with_f32(&y, |y| {
+                with_f32(&dy, |dy| {
+                    let v: Vec<f32> = y.iter().zip(dy).map(|(y, g)| g * (1.0 - y * y)).collect();
+                    host(v, &shape)
+                })
+            }),
+        };
+        if let Some(id) = node {
+            grads.register::<NdArray>(id, dx);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> TanhKernels for Autodiff<NdArray, C> {
+    fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
+        let x = p.x.primitive().clone();
+        match TanhBackward
+            .prepare::<C>([p.x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = tanh_host(&x);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(tanh_host(&x)),
+        }
+    }
+}
+
+/// The inputs of one ARUN controller step ([`controller`]): `a (R, 1)`, `g_prev (R, K)`,
+/// `u = U_ag (K, 1)`, `w_gg (K, K)`, `bias (1, K)`.
+#[derive(ExtensionType)]
+pub struct ControllerInputs<B: Backend> {
+    pub a: FloatTensor<B>,
+    pub g_prev: FloatTensor<B>,
+    pub u: FloatTensor<B>,
+    pub w_gg: FloatTensor<B>,
+    pub bias: FloatTensor<B>,
+}
+
+/// Backends with a fused ARUN controller step.
+#[backend_extension(Autodiff, NdArray)]
+pub trait ControllerKernels: Backend {
+    /// `g = tanh(a ⊗ u + g_prev W_ggᵀ + b) (R, K)`.
+    fn controller_step(#[extension_type] p: ControllerInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// One ARUN controller step as one fused op with an analytic backward. Only where
+/// [`applies`] holds (f32 on NdArray); the cell checks.
+pub fn controller_step(
+    a: Tensor<2>,
+    g_prev: Tensor<2>,
+    u: Tensor<2>,
+    w_gg: Tensor<2>,
+    bias: Tensor<2>,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as ControllerKernels>::controller_step(
+        ControllerInputs {
+            a: a.into_dispatch(),
+            g_prev: g_prev.into_dispatch(),
+            u: u.into_dispatch(),
+            w_gg: w_gg.into_dispatch(),
+            bias: bias.into_dispatch(),
+        },
+    ))
+}
+
+fn controller_dims(p: &ControllerInputs<NdArray>) -> controller::Dims {
+    let [r, k] = dims2(&p.g_prev);
+    controller::Dims { r, k }
+}
+
+fn controller_host(p: &ControllerInputs<NdArray>) -> NdArrayTensor {
+    let dims = controller_dims(p);
+    let g = with_f32(&p.a, |a| {
+        with_f32(&p.g_prev, |gp| {
+            with_f32(&p.u, |u| {
+                with_f32(&p.w_gg, |w| {
+                    with_f32(&p.bias, |b| controller::forward(a, gp, u, w, b, dims))
+                })
+            })
+        })
+    });
+    host(g, &[dims.r, dims.k])
+}
+
+impl ControllerKernels for NdArray {
+    fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
+        controller_host(&p)
+    }
+}
+
+#[derive(Debug)]
+struct ControllerBackward;
+
+impl Backward<NdArray, 5> for ControllerBackward {
+    /// `a`, `g_prev`, `u`, `W_gg` and the output `g`.
+    type State = [NdArrayTensor; 5];
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dg = grads.consume::<NdArray>(&ops.node);
+        let [a, g_prev, u, w_gg, g] = ops.state;
+        let [r, k] = dims2(&g_prev);
+        let dims = controller::Dims { r, k };
+        let d = with_f32(&a, |a| {
+            with_f32(&g_prev, |gp| {
+                with_f32(&u, |u| {
+                    with_f32(&w_gg, |w| {
+                        with_f32(&g, |g| {
+                            with_f32(&dg, |dg| controller::backward(a, gp, u, w, g, dg, dims))
+                        })
+                    })
+                })
+            })
+        });
+        let values = [
+            (d.a, vec![r, 1]),
+            (d.g_prev, vec![r, k]),
+            (d.u, vec![k, 1]),
+            (d.w_gg, vec![k, k]),
+            (d.bias, vec![1, k]),
+        ];
+        for (node, (v, shape)) in nodes.into_iter().zip(values) {
+            if let Some(id) = node {
+                grads.register::<NdArray>(id, host(v, &shape));
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ControllerKernels for Autodiff<NdArray, C> {
+    fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [
+            p.a.node(),
+            p.g_prev.node(),
+            p.u.node(),
+            p.w_gg.node(),
+            p.bias.node(),
+        ];
+        let inner = ControllerInputs::<NdArray> {
+            a: p.a.primitive().clone(),
+            g_prev: p.g_prev.primitive().clone(),
+            u: p.u.primitive().clone(),
+            w_gg: p.w_gg.primitive().clone(),
+            bias: p.bias.primitive().clone(),
+        };
+        match ControllerBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let g = controller_host(&inner);
+                prep.finish([inner.a, inner.g_prev, inner.u, inner.w_gg, g.clone()], g)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(controller_host(&inner)),
         }
     }
 }

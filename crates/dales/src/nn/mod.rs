@@ -1,5 +1,6 @@
 //! Layers and models.
 
+pub mod arun;
 pub mod column_ei;
 pub mod dann;
 pub mod dense;
@@ -8,7 +9,9 @@ pub mod init;
 pub mod layer;
 pub mod mlp;
 pub mod param;
+pub mod recurrent;
 pub mod rnn;
+pub mod seq;
 
 pub use column_ei::{ColumnEiConfig, ColumnEiDense};
 pub use dann::{DannConfig, DannDense, DannParts, EiDense, SHUNT_EPS};

@@ -30,11 +30,14 @@ pub enum ParamRole {
     Gain,
     /// ColumnEI magnitudes `w_pos`, ≥ 0; signs are fixed by the presynaptic unit.
     WPos,
+    /// Learned gamma-activation shape `n` or `s` (spec C2), unconstrained; `n` is floored at
+    /// [`crate::nn::gamma::N_MIN`] inside the activation.
+    Shape,
 }
 
 impl ParamRole {
     /// Every role, in a fixed order (used to print and validate rule tables).
-    pub const ALL: [ParamRole; 10] = [
+    pub const ALL: [ParamRole; 11] = [
         ParamRole::Weight,
         ParamRole::Bias,
         ParamRole::LnGain,
@@ -45,6 +48,7 @@ impl ParamRole {
         ParamRole::Alpha,
         ParamRole::Gain,
         ParamRole::WPos,
+        ParamRole::Shape,
     ];
 
     /// The snake_case name used in configs.
@@ -60,6 +64,7 @@ impl ParamRole {
             ParamRole::Alpha => "alpha",
             ParamRole::Gain => "gain",
             ParamRole::WPos => "w_pos",
+            ParamRole::Shape => "shape",
         }
     }
 }
@@ -212,6 +217,11 @@ pub(crate) fn set<const D: usize>(p: Param<Tensor<D>>, value: Tensor<D>) -> Para
     })
 }
 
+/// A copy of a parameter without autodiff (for evaluation).
+pub(crate) fn detached<const D: usize>(p: &Param<Tensor<D>>) -> Param<Tensor<D>> {
+    Param::from_tensor(p.val().without_autodiff())
+}
+
 /// A fresh trainable parameter.
 pub(crate) fn param<const D: usize>(value: Tensor<D>) -> Param<Tensor<D>> {
     Param::from_tensor(value)
@@ -236,4 +246,17 @@ pub trait Parameterised: Sized {
     /// The same model holding `values` (one vector per layer, in the order of
     /// [`Parameterised::param_layers`]).
     fn with_layer_values(self, values: Vec<Vec<ParamValue>>) -> Self;
+
+    /// Every parameter and buffer as (`layer.param` name, entry), in forward order.
+    fn named_entries(&self) -> Vec<(String, ParamEntry)> {
+        self.param_layers()
+            .into_iter()
+            .flat_map(|l| {
+                let prefix = l.name;
+                l.entries
+                    .into_iter()
+                    .map(move |e| (format!("{prefix}.{}", e.name), e))
+            })
+            .collect()
+    }
 }

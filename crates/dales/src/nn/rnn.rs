@@ -29,7 +29,9 @@ use burn::tensor::{Device, Tensor};
 
 use super::gamma::gamma;
 use super::init::{InitRng, henaff, kaiming_std, matrix};
-use super::param::param;
+use super::layer::assert_same_shapes;
+use super::param::{ParamEntry, ParamRole, ParamValue, detached, param, set};
+use super::recurrent::Recurrent;
 use crate::error::{Error, Result};
 
 /// Which learned gamma shape a network has.
@@ -164,11 +166,6 @@ pub struct RnnCell {
 }
 
 impl RnnCell {
-    /// Hidden units `H`.
-    pub fn hidden(&self) -> usize {
-        self.v.dims()[0]
-    }
-
     /// `h_0 = 0 (batch, H)`, in the parameters' dtype.
     pub fn zero_state(&self, batch: usize) -> Tensor<2> {
         let v = self.v.val();
@@ -183,20 +180,14 @@ impl RnnCell {
         h: Tensor<2>,
         drive: Option<Tensor<2>>,
     ) -> Tensor<2> {
-        let a = x_t.matmul(self.u.val().transpose())
-            + h.matmul(self.v.val().transpose())
-            + (self.u_bias.val() + self.v_bias.val()).unsqueeze();
-        match drive {
-            Some(ext) => a + ext,
-            None => a,
-        }
+        preactivation(&self.prepare(), x_t, h, drive)
     }
 
     /// `φ(a)`.
     pub fn activate(&self, a: Tensor<2>) -> Tensor<2> {
         match self.activation {
             Activation::Relu => relu(a),
-            Activation::Tanh => a.tanh(),
+            Activation::Tanh => super::arun::tanh(a),
             Activation::Softplus => log_sigmoid(a.neg()).neg(),
             Activation::Gamma(_) => {
                 let (n, s) = (self.n.as_ref(), self.s.as_ref());
@@ -214,12 +205,123 @@ impl RnnCell {
     /// Roll the cell over `xs (B, T, in)` from `h_0 = 0`, with `drive(t)` the external drive
     /// at step `t` (or `None`), and return `h_T (B, H)`.
     pub fn run(&self, xs: Tensor<3>, drive: impl Fn(usize) -> Option<Tensor<2>>) -> Tensor<2> {
-        let [b, steps, d] = xs.dims();
-        let mut h = self.zero_state(b);
-        for t in 0..steps {
-            let x_t = xs.clone().slice([0..b, t..t + 1, 0..d]).reshape([b, d]);
-            h = self.step(x_t, h, drive(t));
+        super::recurrent::run(self, xs, drive)
+    }
+
+    /// Parameters in checkpoint order: `u`, `u_bias`, `v`, `v_bias`, then `n`, `s` for a
+    /// learned gamma.
+    pub fn entries(&self) -> Vec<ParamEntry> {
+        let mut e = vec![
+            ParamEntry::matrix("u", ParamRole::Weight, &self.u),
+            ParamEntry::vector("u_bias", ParamRole::Bias, &self.u_bias),
+            ParamEntry::matrix("v", ParamRole::Weight, &self.v),
+            ParamEntry::vector("v_bias", ParamRole::Bias, &self.v_bias),
+        ];
+        if let (Some(n), Some(s)) = (&self.n, &self.s) {
+            e.push(ParamEntry::matrix("n", ParamRole::Shape, n));
+            e.push(ParamEntry::matrix("s", ParamRole::Shape, s));
         }
-        h
+        e
+    }
+
+    /// The same cell holding `values` (in the order of [`RnnCell::entries`]).
+    pub fn with_values(self, values: Vec<ParamValue>) -> Self {
+        assert_same_shapes(&self.entries(), &values);
+        let mut v = values.into_iter();
+        let mut next = || v.next().expect("checked length");
+        RnnCell {
+            u: set(self.u, next().into_matrix()),
+            u_bias: set(self.u_bias, next().into_vector()),
+            v: set(self.v, next().into_matrix()),
+            v_bias: set(self.v_bias, next().into_vector()),
+            n: self.n.map(|p| set(p, next().into_matrix())),
+            s: self.s.map(|p| set(p, next().into_matrix())),
+            activation: self.activation,
+        }
+    }
+
+    /// A copy without autodiff, for evaluation and analysis.
+    pub fn inference(&self) -> Self {
+        RnnCell {
+            u: detached(&self.u),
+            u_bias: detached(&self.u_bias),
+            v: detached(&self.v),
+            v_bias: detached(&self.v_bias),
+            n: self.n.as_ref().map(detached),
+            s: self.s.as_ref().map(detached),
+            activation: self.activation,
+        }
+    }
+}
+
+/// The input and recurrent maps of a cell with their biases summed once per sequence.
+#[derive(Debug, Clone)]
+pub struct Affine2 {
+    /// `Uᵀ (in, H)`.
+    pub u_t: Tensor<2>,
+    /// `Vᵀ (H, H)`.
+    pub v_t: Tensor<2>,
+    /// `b_U + b_V (1, H)`.
+    pub bias: Tensor<2>,
+}
+
+impl Affine2 {
+    /// From the parameters `U (H, in)`, `b_U`, `V (H, H)`, `b_V`.
+    pub fn new(u: Tensor<2>, u_bias: Tensor<1>, v: Tensor<2>, v_bias: Tensor<1>) -> Self {
+        Affine2 {
+            u_t: u.transpose(),
+            v_t: v.transpose(),
+            bias: (u_bias + v_bias).unsqueeze(),
+        }
+    }
+}
+
+/// `a = x Uᵀ + h Vᵀ + b_U + b_V (+ ext)`.
+pub fn preactivation(
+    p: &Affine2,
+    x_t: Tensor<2>,
+    h: Tensor<2>,
+    drive: Option<Tensor<2>>,
+) -> Tensor<2> {
+    let a = x_t.matmul(p.u_t.clone()) + h.matmul(p.v_t.clone()) + p.bias.clone();
+    match drive {
+        Some(ext) => a + ext,
+        None => a,
+    }
+}
+
+impl Recurrent for RnnCell {
+    type State = Tensor<2>;
+    type Prepared = Affine2;
+
+    fn hidden(&self) -> usize {
+        self.v.dims()[0]
+    }
+
+    fn zero_state(&self, batch: usize) -> Tensor<2> {
+        RnnCell::zero_state(self, batch)
+    }
+
+    fn prepare(&self) -> Affine2 {
+        Affine2::new(
+            self.u.val(),
+            self.u_bias.val(),
+            self.v.val(),
+            self.v_bias.val(),
+        )
+    }
+
+    fn step(
+        &self,
+        prepared: &Affine2,
+        x_t: Tensor<2>,
+        h: Tensor<2>,
+        drive: Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        self.activate(preactivation(prepared, x_t, h, drive))
+    }
+
+    fn output(&self, h: &Tensor<2>) -> Tensor<2> {
+        h.clone()
     }
 }

@@ -1,0 +1,122 @@
+//! Host-side numerical analyses of trained networks, in `f64` and without burn (spec C5).
+//!
+//! Each function takes plain slices (matrices are row-major `&[f64]` with their dimensions passed
+//! beside them), checks its arguments and returns [`AnalysisError`] for bad input instead of
+//! panicking.
+//!
+//! - [`gamma64`]: the gamma activation `γ(x; n, s)` and its slope `∂γ/∂x` (spec C1), in a form
+//!   that neither overflows nor loses precision for any finite `x`. The building block of the
+//!   Lyapunov and Jacobian analyses.
+//! - [`lyapunov`]: the Lyapunov spectrum by QR iteration (spec C5, "Lyapunov exponents",
+//!   `calculateLEs`): a general [`lyapunov::spectrum`] for any map that reports its Jacobian, and
+//!   [`lyapunov::autonomous_gamma`] for the input-free network `h ← γ(V h; n, s)`. Exponents are
+//!   in bits per step (`log₂`), as in the paper.
+//! - [`jacobian`]: norms of the recurrent Jacobian `J = diag(γ'(a; n, s))·V` (spec C5, "Jacobian
+//!   norm"): the ∞-operator norm and the spectral norm, and their averages over time steps. The
+//!   authors' script computed a different quantity (spec C7.8); see the module documentation.
+//! - [`fracdiff`]: fractional differentiation and integration by FFT, and the fit of a
+//!   fractional order to mean responses (spec C5, "Fractional-order differentiation").
+//! - [`adaptation`]: the adaptation index `(r_early − r_late)/(r_early + r_late)` of a response
+//!   trace (spec C5, "Adaptation index").
+
+pub mod adaptation;
+pub mod fracdiff;
+pub mod gamma64;
+pub mod jacobian;
+pub mod lyapunov;
+
+pub use adaptation::AdaptationWindows;
+pub use fracdiff::FracFit;
+pub use jacobian::JacobianNorms;
+
+/// Bad input to an analysis. Messages name the argument first, then say what was found and what
+/// was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// A slice has the wrong length.
+    #[error("`{arg}` has length {found}, expected {expected}")]
+    Length {
+        /// The argument (or the callback output) at fault.
+        arg: &'static str,
+        /// Its length.
+        found: usize,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A scalar argument is out of range.
+    #[error("`{arg}` = {value}: expected {expected}")]
+    Value {
+        /// The argument at fault.
+        arg: &'static str,
+        /// The value found, as written.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// An index range is empty or does not fit the signal it indexes.
+    #[error("`{arg}` = {start}..{end} {problem}")]
+    Window {
+        /// The argument at fault.
+        arg: &'static str,
+        /// First index of the range.
+        start: usize,
+        /// One past the last index of the range.
+        end: usize,
+        /// What is wrong with it, e.g. "is empty" or "ends past the trace of length 100".
+        problem: String,
+    },
+}
+
+/// The result type of the analyses.
+pub type Result<T> = std::result::Result<T, AnalysisError>;
+
+/// Checks that `x` has length `expected`.
+pub(crate) fn check_len(arg: &'static str, x: &[f64], expected: usize) -> Result<()> {
+    if x.len() == expected {
+        Ok(())
+    } else {
+        Err(AnalysisError::Length {
+            arg,
+            found: x.len(),
+            expected: expected.to_string(),
+        })
+    }
+}
+
+/// Checks that a per-neuron parameter has length `hidden` or 1 (broadcast).
+pub(crate) fn check_per_neuron(arg: &'static str, x: &[f64], hidden: usize) -> Result<()> {
+    if x.len() == hidden || x.len() == 1 {
+        Ok(())
+    } else {
+        Err(AnalysisError::Length {
+            arg,
+            found: x.len(),
+            expected: format!("{hidden} (one per neuron) or 1 (shared)"),
+        })
+    }
+}
+
+/// Element `i` of a per-neuron parameter checked by [`check_per_neuron`].
+pub(crate) fn per_neuron(x: &[f64], i: usize) -> f64 {
+    if x.len() == 1 { x[0] } else { x[i] }
+}
+
+/// Checks that a `rows × cols` row-major matrix has `rows·cols` entries and no zero dimension.
+pub(crate) fn check_matrix(arg: &'static str, m: &[f64], rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Err(AnalysisError::Value {
+            arg,
+            value: format!("{rows}×{cols}"),
+            expected: "a matrix with at least one row and one column".into(),
+        });
+    }
+    match rows.checked_mul(cols) {
+        Some(len) if len == m.len() => Ok(()),
+        _ => Err(AnalysisError::Length {
+            arg,
+            found: m.len(),
+            expected: format!("{rows}×{cols} (row-major)"),
+        }),
+    }
+}

@@ -1,0 +1,391 @@
+//! Sequence classifiers for the sequential image tasks of the adaptation paper (spec C2, C3):
+//! an image becomes a pixel sequence ([`dales_data::sequence`]), a recurrent cell reads it one
+//! pixel per step, and a linear readout maps the last hidden state to logits.
+//!
+//! ```
+//! use dales::nn::seq::{SeqConfig, SeqKind};
+//!
+//! let device = dales::device::cpu();
+//! let config = SeqConfig { hidden: 16, pool: 4, ..SeqConfig::paper(SeqKind::RnnRelu) };
+//! let model = config.init_seeded(1, &device).unwrap();
+//! assert_eq!(model.steps(), 49); // 28 × 28 pooled 4 × 4
+//! let xs = vec![0.5f32; 2 * 49];
+//! assert_eq!(model.forward_sequences(xs, 2, &|_| None).dims(), [2, 10]);
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use dales_data::Split;
+use dales_data::sequence::SequenceSpec;
+use serde::{Deserialize, Serialize};
+
+use super::arun::{ArunCell, ArunConfig};
+use super::dense::Dense;
+use super::init::{InitRng, matrix};
+use super::layer::Layer;
+use super::param::{Fan, ParamLayer, ParamValue, Parameterised, param};
+use super::recurrent::{Recurrent, run};
+use super::rnn::{Activation, GammaShape, RnnCell, RnnConfig};
+use crate::error::{Error, Result};
+
+/// The recurrent models of spec C3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeqKind {
+    /// RNN + ReLU.
+    RnnRelu,
+    /// RNN + tanh.
+    RnnTanh,
+    /// RNN + softplus.
+    RnnSoftplus,
+    /// RNN + gamma with one learned `(n, s)` ("RNN+gamma").
+    RnnGamma,
+    /// RNN + gamma with a learned `(n, s)` per neuron ("RNN+gamma2", heterogeneous).
+    RnnGammaHet,
+    /// The adaptive network with its controller.
+    Arun,
+}
+
+impl SeqKind {
+    /// Every kind, in table order.
+    pub const ALL: [SeqKind; 6] = [
+        SeqKind::RnnRelu,
+        SeqKind::RnnTanh,
+        SeqKind::RnnSoftplus,
+        SeqKind::RnnGamma,
+        SeqKind::RnnGammaHet,
+        SeqKind::Arun,
+    ];
+
+    /// The snake_case name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SeqKind::RnnRelu => "rnn_relu",
+            SeqKind::RnnTanh => "rnn_tanh",
+            SeqKind::RnnSoftplus => "rnn_softplus",
+            SeqKind::RnnGamma => "rnn_gamma",
+            SeqKind::RnnGammaHet => "rnn_gamma_het",
+            SeqKind::Arun => "arun",
+        }
+    }
+
+    fn activation(self) -> Option<Activation> {
+        match self {
+            SeqKind::RnnRelu => Some(Activation::Relu),
+            SeqKind::RnnTanh => Some(Activation::Tanh),
+            SeqKind::RnnSoftplus => Some(Activation::Softplus),
+            SeqKind::RnnGamma => Some(Activation::Gamma(GammaShape::Homogeneous)),
+            SeqKind::RnnGammaHet => Some(Activation::Gamma(GammaShape::Heterogeneous)),
+            SeqKind::Arun => None,
+        }
+    }
+}
+
+impl fmt::Display for SeqKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SeqKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        let s = s.replace('-', "_");
+        SeqKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown sequence model `{s}`"))
+    }
+}
+
+/// The `[model]` section of a sequence run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeqConfig {
+    /// Which model.
+    pub kind: SeqKind,
+    /// Hidden units `H` (the paper: 400).
+    pub hidden: usize,
+    /// Controller units `K` of an ARUN (the paper: 50); ignored by the other kinds.
+    #[serde(default = "default_controller")]
+    pub controller: usize,
+    /// Initial gain `n_0` (gamma RNNs) or `b_gn` (ARUN); absent: the paper's `5 + 2·U(0, 1)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n0: Option<f64>,
+    /// Initial saturation `s_0` of the gamma RNNs (the paper: 0).
+    #[serde(default)]
+    pub s0: f64,
+    /// Classes.
+    #[serde(default = "default_n_out")]
+    pub n_out: usize,
+    /// Image rows and columns the sequences are made from.
+    #[serde(default = "default_side")]
+    pub rows: usize,
+    /// See `rows`.
+    #[serde(default = "default_side")]
+    pub cols: usize,
+    /// Average-pooling factor: 1 gives 784 steps for 28 × 28 images, 2 gives 196.
+    #[serde(default = "default_pool")]
+    pub pool: usize,
+    /// Seed of the fixed pixel permutation (psMNIST); absent: row-major order (sMNIST).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_seed: Option<u64>,
+}
+
+fn default_controller() -> usize {
+    50
+}
+fn default_n_out() -> usize {
+    10
+}
+fn default_side() -> usize {
+    28
+}
+fn default_pool() -> usize {
+    1
+}
+
+impl SeqConfig {
+    /// The paper's psMNIST model (spec C3): `H = 400`, `K = 50`, 784 steps, permutation seed 400.
+    pub fn paper(kind: SeqKind) -> Self {
+        SeqConfig {
+            kind,
+            hidden: 400,
+            controller: default_controller(),
+            n0: None,
+            s0: 0.0,
+            n_out: default_n_out(),
+            rows: default_side(),
+            cols: default_side(),
+            pool: default_pool(),
+            permutation_seed: Some(400),
+        }
+    }
+
+    /// How images become sequences.
+    pub fn sequence(&self) -> SequenceSpec {
+        SequenceSpec {
+            pool: self.pool,
+            permutation_seed: self.permutation_seed,
+        }
+    }
+
+    /// Steps per sequence.
+    pub fn steps(&self) -> Result<usize> {
+        self.sequence()
+            .steps(self.rows, self.cols)
+            .map_err(|_| self.pool_error())
+    }
+
+    fn pool_error(&self) -> Error {
+        Error::config(
+            "model.pool",
+            self.pool,
+            format!(
+                "a factor ≥ 1 that divides the image size {} × {}",
+                self.rows, self.cols
+            ),
+        )
+    }
+
+    /// Check every value; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        for (key, v) in [
+            ("model.hidden", self.hidden),
+            ("model.controller", self.controller),
+            ("model.n_out", self.n_out),
+            ("model.rows", self.rows),
+            ("model.cols", self.cols),
+        ] {
+            if v == 0 {
+                return Err(Error::config(key, 0, "at least 1"));
+            }
+        }
+        if let Some(n0) = self.n0
+            && !(n0 > 0.0 && n0.is_finite())
+        {
+            return Err(Error::config("model.n0", n0, "a finite gain n_0 > 0"));
+        }
+        if !self.s0.is_finite() {
+            return Err(Error::config("model.s0", self.s0, "a finite saturation"));
+        }
+        self.steps()?;
+        Ok(())
+    }
+
+    /// The model, initialised from `seed` (cell first, then the readout, from one generator).
+    pub fn init_seeded(&self, seed: u64, device: &Device) -> Result<SeqClassifier> {
+        self.validate()?;
+        let mut rng = InitRng::new(seed);
+        let cell = match self.kind.activation() {
+            Some(activation) => SeqCell::Rnn(
+                RnnConfig {
+                    n0: self.n0,
+                    s0: self.s0,
+                    ..RnnConfig::new(1, self.hidden, activation)
+                }
+                .init(&mut rng, device)?,
+            ),
+            None => SeqCell::Arun(
+                ArunConfig {
+                    n0: self.n0,
+                    ..ArunConfig::new(1, self.hidden, self.controller)
+                }
+                .init(&mut rng, device)?,
+            ),
+        };
+        // PyTorch's nn.Linear default: weight and bias U(±1/√H).
+        let bound = 1.0 / (self.hidden as f64).sqrt();
+        let w = rng.uniform(self.n_out * self.hidden, -bound, bound);
+        let b = rng.uniform(self.n_out, -bound, bound);
+        let readout = Dense {
+            weight: param(matrix(&w, self.n_out, self.hidden, device)),
+            bias: param(matrix(&b, 1, self.n_out, device).reshape([self.n_out])),
+        };
+        let order = self
+            .sequence()
+            .order(self.rows, self.cols)
+            .map_err(|_| self.pool_error())?;
+        Ok(SeqClassifier {
+            cell,
+            readout,
+            config: self.clone(),
+            order,
+        })
+    }
+}
+
+/// The recurrent cell of a [`SeqClassifier`].
+#[derive(Debug, Clone)]
+pub enum SeqCell {
+    /// RNN with a fixed or learned-gamma activation.
+    Rnn(RnnCell),
+    /// ARUN.
+    Arun(ArunCell),
+}
+
+/// A recurrent cell with a linear readout from its last hidden state.
+#[derive(Debug, Clone)]
+pub struct SeqClassifier {
+    /// The recurrent cell.
+    pub cell: SeqCell,
+    /// `Linear(H → n_out)`.
+    pub readout: Dense,
+    config: SeqConfig,
+    order: Vec<usize>,
+}
+
+impl SeqClassifier {
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &SeqConfig {
+        &self.config
+    }
+
+    /// Steps per sequence.
+    pub fn steps(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Hidden units `H`.
+    pub fn hidden(&self) -> usize {
+        self.config.hidden
+    }
+
+    /// The device the parameters live on.
+    pub fn device(&self) -> Device {
+        self.readout.weight.val().device()
+    }
+
+    /// Append the sequences of `split`'s images `idx` to `out`, `(B, T)` row-major.
+    pub fn sequences(&self, split: &Split, idx: &[usize], out: &mut Vec<f32>) {
+        out.clear();
+        let spec = self.config.sequence();
+        for &i in idx {
+            spec.append(split.image(i), split.rows(), split.cols(), &self.order, out);
+        }
+    }
+
+    /// The last hidden state `h_T (B, H)` for sequences `xs` (`(B, T)` row-major) with
+    /// `drive(t)` added to every hidden pre-activation at step `t`.
+    pub fn last_hidden(
+        &self,
+        xs: Vec<f32>,
+        batch: usize,
+        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let t = self.steps();
+        assert_eq!(xs.len(), batch * t, "sequences are (batch, steps)");
+        let xs = Tensor::<3>::from_data(TensorData::new(xs, [batch, t, 1]), &self.device());
+        match &self.cell {
+            SeqCell::Rnn(c) => c.output(&run(c, xs, drive)),
+            SeqCell::Arun(c) => c.output(&run(c, xs, drive)),
+        }
+    }
+
+    /// Logits `(B, n_out)` for sequences `xs` (`(B, T)` row-major) under `drive`.
+    pub fn forward_sequences(
+        &self,
+        xs: Vec<f32>,
+        batch: usize,
+        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        self.readout.forward(self.last_hidden(xs, batch, drive))
+    }
+
+    /// A copy without autodiff.
+    pub fn inference(&self) -> Self {
+        SeqClassifier {
+            cell: match &self.cell {
+                SeqCell::Rnn(c) => SeqCell::Rnn(c.inference()),
+                SeqCell::Arun(c) => SeqCell::Arun(c.inference()),
+            },
+            readout: Dense {
+                weight: super::param::detached(&self.readout.weight),
+                bias: super::param::detached(&self.readout.bias),
+            },
+            config: self.config.clone(),
+            order: self.order.clone(),
+        }
+    }
+}
+
+impl Parameterised for SeqClassifier {
+    fn param_layers(&self) -> Vec<ParamLayer> {
+        let cell = match &self.cell {
+            SeqCell::Rnn(c) => c.entries(),
+            SeqCell::Arun(c) => c.entries(),
+        };
+        vec![
+            ParamLayer {
+                name: "cell".into(),
+                fan: Fan {
+                    d: 1,
+                    ne: self.hidden(),
+                },
+                entries: cell,
+            },
+            ParamLayer {
+                name: "readout".into(),
+                fan: self.readout.fan(),
+                entries: self.readout.entries(),
+            },
+        ]
+    }
+
+    fn with_layer_values(self, values: Vec<Vec<ParamValue>>) -> Self {
+        let mut v = values.into_iter();
+        let (cell, readout) = (v.next(), v.next());
+        let (cell, readout) = cell.zip(readout).expect("two value lists: cell, readout");
+        SeqClassifier {
+            cell: match self.cell {
+                SeqCell::Rnn(c) => SeqCell::Rnn(c.with_values(cell)),
+                SeqCell::Arun(c) => SeqCell::Arun(c.with_values(cell)),
+            },
+            readout: self.readout.with_values(readout),
+            config: self.config,
+            order: self.order,
+        }
+    }
+}

@@ -1,0 +1,258 @@
+//! ARUN (spec C2): the fused controller step against the plain tensor version and the f64
+//! truth, finite-difference gradients of every parameter of a whole ARUN sequence classifier,
+//! and the initialisation.
+
+mod common;
+
+use burn::module::Param;
+use burn::tensor::{DType, Tensor, TensorData};
+use common::{assert_as_accurate, device, host, uniform};
+use dales::nn::InitRng;
+use dales::nn::arun::{ArunConfig, controller_plain};
+use dales::nn::seq::{SeqConfig, SeqKind};
+use dales::nn::{ParamValue, Parameterised};
+use dales::train::cross_entropy;
+
+/// Output and the gradients of `a, g_prev, u, w_gg, bias` of Σ g ⊙ R.
+fn controller_grads(inputs: &[Tensor<2>; 5], fused: bool) -> Vec<Vec<f64>> {
+    let leaves: Vec<Tensor<2>> = inputs.iter().map(|t| t.clone().require_grad()).collect();
+    let [a, g, u, w, b] = [0, 1, 2, 3, 4].map(|i| leaves[i].clone());
+    let out = if fused {
+        dales::fused::controller_step(a, g, u, w, b)
+    } else {
+        controller_plain(a, g, u, w, b)
+    };
+    let [r, k] = out.dims();
+    let weights: Vec<f64> = (0..r * k)
+        .map(|i| ((i * 7 % 13) as f64 - 6.0) / 6.0)
+        .collect();
+    let weights =
+        Tensor::<2>::from_data(TensorData::new(weights, [r, k]), (&device(), out.dtype()));
+    let grads = (out.clone() * weights).sum().backward();
+    let mut all = vec![host(out)];
+    all.extend(leaves.iter().map(|t| host(t.grad(&grads).unwrap())));
+    all
+}
+
+#[test]
+fn fused_controller_matches_plain_and_f64_truth() {
+    let dev = device();
+    let (r, k) = (37, 6);
+    // Pre-activations and states spread over the tanh's range, both signs.
+    let shift = |t: Tensor<2>, scale: f64| (t - 0.5) * scale;
+    let inputs = [
+        shift(uniform(r, 1, 1, &dev), 6.0),
+        shift(uniform(r, k, 2, &dev), 2.0),
+        shift(uniform(k, 1, 3, &dev), 3.0),
+        shift(uniform(k, k, 4, &dev), 1.0),
+        shift(uniform(1, k, 5, &dev), 1.0),
+    ];
+    let truth = controller_grads(&inputs.clone().map(|t| t.cast(DType::F64)), false);
+    let plain = controller_grads(&inputs, false);
+    let fused = controller_grads(&inputs, true);
+    let names = ["g", "da", "dg_prev", "du", "dW_gg", "db"];
+    for i in 0..names.len() {
+        assert_as_accurate(names[i], &fused[i], &plain[i], &truth[i], 1e-5);
+    }
+}
+
+/// A tiny ARUN classifier (4 units, 3 controller units, 16 steps) in f64.
+fn tiny_arun() -> dales::nn::seq::SeqClassifier {
+    let config = SeqConfig {
+        hidden: 4,
+        controller: 3,
+        pool: 7, // 28 × 28 → 4 × 4 = 16 steps
+        n0: Some(3.0),
+        ..SeqConfig::paper(SeqKind::Arun)
+    };
+    let model = config.init_seeded(9, &device()).unwrap();
+    let values = model
+        .param_layers()
+        .into_iter()
+        .map(|l| {
+            l.entries
+                .into_iter()
+                .map(|e| e.value.cast(DType::F64))
+                .collect()
+        })
+        .collect();
+    model.with_layer_values(values)
+}
+
+fn sequences(batch: usize, steps: usize) -> Vec<f32> {
+    (0..batch * steps)
+        .map(|i| ((i * 5 % 11) as f32) / 10.0)
+        .collect()
+}
+
+fn arun_loss(model: &dales::nn::seq::SeqClassifier, labels: &[usize]) -> Tensor<1> {
+    let steps = model.steps();
+    let xs = sequences(labels.len(), steps);
+    let hidden = model.hidden();
+    let drive = move |t: usize| {
+        (t == 5).then(|| {
+            Tensor::<2>::from_data(
+                TensorData::new(vec![0.7f64; 3 * hidden], [3, hidden]),
+                (&device(), DType::F64),
+            )
+        })
+    };
+    let xs64: Vec<f64> = xs.iter().map(|&v| v as f64).collect();
+    let logits = forward_f64(model, xs64, labels.len(), &drive);
+    cross_entropy(logits, labels)
+}
+
+/// The classifier's forward on f64 sequences (the public forward takes f32 host data and
+/// builds an f32 input; here the input must be f64 like the parameters).
+fn forward_f64(
+    model: &dales::nn::seq::SeqClassifier,
+    xs: Vec<f64>,
+    batch: usize,
+    drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+) -> Tensor<2> {
+    use dales::nn::Layer;
+    use dales::nn::recurrent::{Recurrent, run};
+    use dales::nn::seq::SeqCell;
+    let steps = model.steps();
+    let xs = Tensor::<3>::from_data(
+        TensorData::new(xs, [batch, steps, 1]),
+        (&device(), DType::F64),
+    );
+    let SeqCell::Arun(cell) = &model.cell else {
+        panic!("an ARUN")
+    };
+    let h = cell.output(&run(cell, xs, drive));
+    model.readout.forward(h)
+}
+
+#[test]
+fn every_arun_parameter_matches_finite_differences() {
+    let labels = [1, 7, 3];
+    let model = tiny_arun();
+    let grads = arun_loss(&model, &labels).backward();
+    let layers = model.param_layers();
+    let base: Vec<Vec<Vec<f64>>> = layers
+        .iter()
+        .map(|l| l.entries.iter().map(|e| e.value.to_f64_vec()).collect())
+        .collect();
+    let eps = 1e-6;
+    let mut checked = 0;
+    for (li, layer) in layers.iter().enumerate() {
+        for (ei, entry) in layer.entries.iter().enumerate() {
+            let analytic = match &entry.value {
+                ParamValue::Matrix(t) => host(t.grad(&grads).expect("a gradient")),
+                ParamValue::Vector(t) => host(t.grad(&grads).expect("a gradient")),
+            };
+            for pos in 0..analytic.len() {
+                let eval = |delta: f64| {
+                    let values = layers
+                        .iter()
+                        .enumerate()
+                        .map(|(lj, l)| {
+                            l.entries
+                                .iter()
+                                .enumerate()
+                                .map(|(ej, e)| {
+                                    let mut v = base[lj][ej].clone();
+                                    if (lj, ej) == (li, ei) {
+                                        v[pos] += delta;
+                                    }
+                                    with_f64(&e.value, v)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    let probe = model.clone().with_layer_values(values);
+                    host(arun_loss(&probe, &labels))[0]
+                };
+                let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+                let a = analytic[pos];
+                assert!(
+                    (a - numeric).abs() <= 1e-4 * (1.0 + numeric.abs()),
+                    "{}.{}[{pos}]: analytic {a:e} vs finite difference {numeric:e}",
+                    layer.name,
+                    entry.name
+                );
+                checked += 1;
+            }
+        }
+    }
+    // 12 ARUN tensors (4·1 + 4 + 16 + 4 + 3 + 3 + 9 + 3 + 3 + 1 + 3 + 1) and the readout (10·4 + 10).
+    assert_eq!(checked, 54 + 50);
+}
+
+fn with_f64(like: &ParamValue, v: Vec<f64>) -> ParamValue {
+    let shape = like.shape();
+    match shape.as_slice() {
+        [n] => ParamValue::Vector(Tensor::from_data(
+            TensorData::new(v, [*n]),
+            (&device(), DType::F64),
+        )),
+        [r, c] => ParamValue::Matrix(Tensor::from_data(
+            TensorData::new(v, [*r, *c]),
+            (&device(), DType::F64),
+        )),
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn initialisation_follows_spec_c2() {
+    let (h, k) = (40, 50);
+    let cell = ArunConfig::new(1, h, k)
+        .init(&mut InitRng::new(11), &device())
+        .unwrap();
+    let v = |p: &Param<Tensor<2>>| host(p.val());
+    let b = |p: &Param<Tensor<1>>| host(p.val());
+    // Biases of U_xh, W_hh, U_ag, W_gg and b_gs are zero; b_gn = 5 + 2·U(0, 1).
+    for zero in [
+        b(&cell.u_bias),
+        b(&cell.w_bias),
+        b(&cell.u_ag_bias),
+        b(&cell.w_gg_bias),
+    ] {
+        assert!(zero.iter().all(|&x| x == 0.0));
+    }
+    assert_eq!(b(&cell.b_gs), vec![0.0]);
+    let n0 = b(&cell.b_gn)[0];
+    assert!((5.0..7.0).contains(&n0), "b_gn = {n0}");
+    // W_gg is henaff: orthogonal.
+    let w = v(&cell.w_gg);
+    for i in 0..k {
+        let norm: f64 = (0..k).map(|j| w[i * k + j] * w[i * k + j]).sum();
+        assert!((norm - 1.0).abs() < 1e-6);
+    }
+    // Xavier gains 0.1 and 0.01 on a (1, K) matrix: std 0.1·√(2/51) = 0.0198 and 0.00198;
+    // with 50 draws the sample rms is within ±35 % (5 standard errors).
+    let rms = |x: Vec<f64>| (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt();
+    let (gn, gs) = (rms(v(&cell.w_gn)), rms(v(&cell.w_gs)));
+    assert!((gn / 0.019803 - 1.0).abs() < 0.35, "W_gn rms {gn}");
+    assert!((gs / 0.0019803 - 1.0).abs() < 0.35, "W_gs rms {gs}");
+    // At init the controller reads out n ≈ b_gn and s ≈ 0 for any pre-activation.
+    let xs = Tensor::<3>::ones([2, 5, 1], &device());
+    let state = cell.run(xs, |_| None);
+    let (n, s) = (host(state.n), host(state.s));
+    assert!(n.iter().all(|x| (x - n0).abs() < 0.5), "n {n:?} vs {n0}");
+    assert!(s.iter().all(|x| x.abs() < 0.05));
+}
+
+#[test]
+fn bad_configs_are_errors() {
+    for (config, key) in [
+        (ArunConfig::new(1, 0, 5), "model.hidden"),
+        (ArunConfig::new(1, 4, 0), "model.controller"),
+        (
+            ArunConfig {
+                n0: Some(0.0),
+                ..ArunConfig::new(1, 4, 5)
+            },
+            "model.n0",
+        ),
+    ] {
+        let err = config
+            .init(&mut InitRng::new(1), &device())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}
