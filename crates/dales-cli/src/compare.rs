@@ -150,6 +150,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
         })
         .collect();
     let panel = Panel {
+        x_label: "epoch".into(),
         title: "evaluation error".into(),
         y_label: "error (%)".into(),
         series,

@@ -4,12 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod analyze;
 mod bench;
 mod compare;
 mod eval;
 mod plot;
 mod progress;
 mod reproduce;
+mod robustness;
 mod train;
 
 /// Train Dale's-principle networks (DANN, ColumnEI) and their baselines on MNIST-format data.
@@ -30,6 +32,11 @@ enum Command {
     Compare(compare::CompareArgs),
     /// Reproduce a paper's comparison with one command.
     Reproduce(reproduce::ReproduceArgs),
+    /// Accuracy of sequence runs under an external drive of growing amplitude (and the sin
+    /// input transform): a table, a CSV and a plot.
+    Robustness(robustness::RobustnessArgs),
+    /// Analyses of a trained sequence run: traces, lyapunov, jacobian, response.
+    Analyze(analyze::AnalyzeArgs),
     /// Time training steps and one epoch (compare with the PyTorch reference: bench/compare.sh).
     Bench(bench::BenchArgs),
 }
@@ -42,6 +49,8 @@ fn main() -> ExitCode {
         Command::Compare(args) => compare::run(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Robustness(args) => robustness::run(args),
+        Command::Analyze(args) => analyze::run(args),
     };
     match result {
         Ok(code) => code,

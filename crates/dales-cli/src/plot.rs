@@ -32,7 +32,7 @@ fn ensure_font() -> Result<()> {
     .map_err(anyhow::Error::msg)
 }
 
-/// One line of a plot: label and (epoch, value) points.
+/// One line of a plot: label and (x, value) points.
 pub struct Series {
     /// Legend label.
     pub label: String,
@@ -44,6 +44,8 @@ pub struct Series {
 pub struct Panel {
     /// Title.
     pub title: String,
+    /// X-axis label.
+    pub x_label: String,
     /// Y-axis label.
     pub y_label: String,
     /// Lines.
@@ -100,7 +102,7 @@ where
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
             .configure_mesh()
-            .x_desc("epoch")
+            .x_desc(&panel.x_label)
             .y_desc(&panel.y_label)
             .label_style(("sans-serif", 14))
             .draw()
@@ -140,6 +142,7 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
     };
     vec![
         Panel {
+            x_label: "epoch".into(),
             title: format!("{title}: loss"),
             y_label: "cross-entropy".into(),
             series: vec![
@@ -154,6 +157,7 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
             ],
         },
         Panel {
+            x_label: "epoch".into(),
             title: format!("{title}: error"),
             y_label: "error (%)".into(),
             series: vec![

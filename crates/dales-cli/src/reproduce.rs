@@ -7,7 +7,9 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use dales::config::TrainConfig;
+use dales::learner::ModelSpec;
 use dales::nn::ModelKind;
+use dales::nn::seq::SeqConfig;
 use dales::run::{Dataset, Outcome, Summary, Trainer, files};
 use indicatif::MultiProgress;
 use serde::Serialize;
@@ -19,21 +21,28 @@ use crate::train::{has_run, install_ctrl_c, stop_requested, train_to_end};
 /// Reproduce a paper's comparison. `dann2021`: the five feed-forward models of Cornford et al.
 /// (ICLR 2021) on Fashion-MNIST with the paper's settings — MLP, LayerNorm MLP, ColumnEI, DANN and
 /// DANN without the corrections — for several seeds; writes results.md/.json and curves.
+/// `adaptation`: RNN+ReLU, RNN+tanh, RNN with heterogeneous gamma and ARUN (Geadah et al.) on
+/// permuted pixel sequences of Fashion-MNIST (the `-small` presets, or the paper's size with
+/// --full), then their accuracy under an external step drive (`dales robustness`).
 /// Finished runs are kept and interrupted ones resumed when the command is run again.
 #[derive(Debug, clap::Args)]
 pub struct ReproduceArgs {
-    /// The experiment: dann2021.
-    #[arg(value_parser = ["dann2021"])]
+    /// The experiment: dann2021 or adaptation.
+    #[arg(value_parser = ["dann2021", "adaptation"])]
     pub experiment: String,
-    /// Epochs per run.
-    #[arg(long, default_value_t = 50)]
-    pub epochs: usize,
-    /// Seeds per model (1, 2, …, K).
-    #[arg(long, default_value_t = 3)]
-    pub seeds: u64,
-    /// Output directory.
-    #[arg(long, default_value = "runs/dann2021")]
-    pub out: PathBuf,
+    /// Epochs per run [default: dann2021 50; adaptation the presets' (6 small, 100 full)].
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seeds per model (1, 2, …, K) [default: dann2021 3, adaptation 2].
+    #[arg(long)]
+    pub seeds: Option<u64>,
+    /// adaptation: the paper's full size (784 steps, H 400, K 50, 100 epochs) instead of the
+    /// CPU-sized presets.
+    #[arg(long)]
+    pub full: bool,
+    /// Output directory [default: runs/<experiment>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Directory holding the four IDX files [default: /usr/share/datasets/fashion-mnist].
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
@@ -81,28 +90,63 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
     (m, sd)
 }
 
-fn run_one(
-    kind: ModelKind,
-    seed: u64,
-    args: &ReproduceArgs,
+/// Train (or resume, or skip when finished) one run of `config` in `dir`.
+fn run_one<M: ModelSpec>(
+    mut config: TrainConfig<M>,
+    dir: &Path,
+    data: Option<PathBuf>,
     multi: &MultiProgress,
 ) -> Result<Outcome> {
-    let dir = args.out.join(format!("{kind}-seed{seed}"));
-    let name = format!("{kind} s{seed}");
-    let mut trainer = if has_run(&dir) {
-        if done(&dir, args.epochs) {
+    let name = format!("{} s{}", config.model.name(), config.seed);
+    let mut trainer = if has_run(dir) {
+        if done(dir, config.epochs) {
             return Ok(Outcome::Finished);
         }
-        Trainer::resume(&dir, args.data.clone(), Some(args.epochs))?
+        Trainer::<M>::resume(dir, data, Some(config.epochs))?
     } else {
-        let mut config = TrainConfig::paper(kind);
-        config.seed = seed;
-        config.epochs = args.epochs;
-        config.data.dir = args.data.clone();
+        config.data.dir = data;
         let data = Dataset::load(&config)?;
-        Trainer::new(config, data, &dir)?
+        Trainer::new(config, data, dir)?
     };
-    train_to_end(&mut trainer, &dir, &name, Some(multi.clone()))
+    train_to_end(&mut trainer, dir, &name, Some(multi.clone()))
+}
+
+/// Run `job` on every item of `items` with `jobs` threads; returns the failures.
+fn run_queue<T: Send + std::fmt::Display>(
+    jobs: usize,
+    items: Vec<T>,
+    job: impl Fn(&T, &MultiProgress) -> Result<Outcome> + Sync,
+) -> Vec<String> {
+    let queue: Mutex<Vec<T>> = Mutex::new(items.into_iter().rev().collect());
+    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let multi = MultiProgress::new();
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                loop {
+                    if stop_requested() {
+                        return;
+                    }
+                    let Some(item) = queue.lock().unwrap().pop() else {
+                        return;
+                    };
+                    if let Err(e) = job(&item, &multi) {
+                        failures.lock().unwrap().push(format!("{item}: {e:#}"));
+                    }
+                }
+            });
+        }
+    });
+    failures.into_inner().unwrap()
+}
+
+/// One run of a reproduction: a model name and a seed.
+struct Job(String, u64);
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} seed {}", self.0, self.1)
+    }
 }
 
 /// Whether the run in `dir` has finished at least `epochs` epochs, from its summary alone (no
@@ -116,61 +160,125 @@ fn done(dir: &Path, epochs: usize) -> bool {
 
 pub fn run(args: ReproduceArgs) -> Result<ExitCode> {
     install_ctrl_c();
-    if args.seeds == 0 {
+    let adaptation = args.experiment == "adaptation";
+    let seeds = args.seeds.unwrap_or(if adaptation { 2 } else { 3 });
+    if seeds == 0 {
         bail!("--seeds 0: at least one seed is needed");
     }
     if args.jobs == 0 {
         bail!("--jobs 0: at least one job is needed");
     }
+    if args.epochs == Some(0) {
+        bail!("--epochs 0: at least one epoch is needed");
+    }
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(&args.experiment));
+    if adaptation {
+        return run_adaptation(&args, &out, seeds);
+    }
+    let epochs = args.epochs.unwrap_or(50);
     if args.report_only {
-        write_results(&args.out, args.seeds, args.epochs)?;
+        write_results(&out, seeds, epochs)?;
         return Ok(ExitCode::SUCCESS);
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let queue: Mutex<Vec<(ModelKind, u64)>> = Mutex::new(
-        (1..=args.seeds)
-            .flat_map(|s| MODELS.iter().map(move |&k| (k, s)))
-            .rev()
-            .collect(),
-    );
-    let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let multi = MultiProgress::new();
-    std::thread::scope(|scope| {
-        for _ in 0..args.jobs {
-            scope.spawn(|| {
-                loop {
-                    if stop_requested() {
-                        return;
-                    }
-                    let Some((kind, seed)) = queue.lock().unwrap().pop() else {
-                        return;
-                    };
-                    match run_one(kind, seed, &args, &multi) {
-                        Ok(_) => {}
-                        Err(e) => failures
-                            .lock()
-                            .unwrap()
-                            .push(format!("{kind} seed {seed}: {e:#}")),
-                    }
-                }
-            });
-        }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let items: Vec<Job> = (1..=seeds)
+        .flat_map(|s| MODELS.iter().map(move |k| Job(k.to_string(), s)))
+        .collect();
+    let failures = run_queue(args.jobs, items, |Job(kind, seed), multi| {
+        let kind: ModelKind = kind.parse().map_err(anyhow::Error::msg)?;
+        let mut config = TrainConfig::paper(kind);
+        config.seed = *seed;
+        config.epochs = epochs;
+        let dir = out.join(format!("{kind}-seed{seed}"));
+        run_one(config, &dir, args.data.clone(), multi)
     });
-    let failures = failures.into_inner().unwrap();
-    for f in &failures {
+    finish(&failures)?;
+    if stop_requested() {
+        return Ok(ExitCode::from(130));
+    }
+    write_results(&out, seeds, epochs)?;
+    Ok(exit_code(&failures))
+}
+
+/// The sequence models of the adaptation comparison (the README's robustness table).
+const ADAPTATION_MODELS: [&str; 4] = ["rnn-relu", "rnn-tanh", "rnn-gamma-het", "arun"];
+
+fn run_adaptation(args: &ReproduceArgs, out: &Path, seeds: u64) -> Result<ExitCode> {
+    let config_of = |name: &str, seed: u64| -> Result<TrainConfig<SeqConfig>> {
+        let preset = if args.full {
+            name.to_string()
+        } else {
+            format!("{name}-small")
+        };
+        let mut config = TrainConfig::sequence_preset(&preset)?;
+        config.seed = seed;
+        if let Some(e) = args.epochs {
+            config.epochs = e;
+        }
+        Ok(config)
+    };
+    let dir_of = |name: &str, seed: u64| out.join(format!("{}-seed{seed}", name.replace('-', "_")));
+    if !args.report_only {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let items: Vec<Job> = (1..=seeds)
+            .flat_map(|s| ADAPTATION_MODELS.iter().map(move |k| Job(k.to_string(), s)))
+            .collect();
+        let failures = run_queue(args.jobs, items, |Job(name, seed), multi| {
+            run_one(
+                config_of(name, *seed)?,
+                &dir_of(name, *seed),
+                args.data.clone(),
+                multi,
+            )
+        });
+        finish(&failures)?;
+        if stop_requested() {
+            return Ok(ExitCode::from(130));
+        }
+        if !failures.is_empty() {
+            return Ok(exit_code(&failures));
+        }
+    }
+    let runs: Vec<PathBuf> = (1..=seeds)
+        .flat_map(|s| ADAPTATION_MODELS.iter().map(move |k| dir_of(k, s)))
+        .filter(|d| {
+            let epochs = args.epochs.unwrap_or(0);
+            done(d, epochs)
+        })
+        .collect();
+    if runs.is_empty() {
+        bail!("no finished run under {}", out.display());
+    }
+    crate::robustness::run(crate::robustness::RobustnessArgs {
+        runs,
+        xi: vec![0.0, 1.0, 2.5, 5.0, 10.0, 20.0],
+        drive: "step".into(),
+        limit: None,
+        out: out.join("robustness"),
+        data: args.data.clone(),
+    })
+}
+
+/// Report failures; an interrupted reproduction says how to resume.
+fn finish(failures: &[String]) -> Result<()> {
+    for f in failures {
         eprintln!("error: {f}");
     }
     if stop_requested() {
         eprintln!("interrupted; run the same command again to resume");
-        return Ok(ExitCode::from(130));
     }
-    write_results(&args.out, args.seeds, args.epochs)?;
-    Ok(if failures.is_empty() {
+    Ok(())
+}
+
+fn exit_code(failures: &[String]) -> ExitCode {
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
 }
 
 /// Gather the finished runs under `out` into results.md, results.json and curves.png/.svg.
@@ -284,6 +392,7 @@ fn write_results(out: &Path, seeds: u64, epochs: usize) -> Result<()> {
         serde_json::to_string_pretty(&results)?.as_bytes(),
     )?;
     let panel = Panel {
+        x_label: "epoch".into(),
         title: "test error (mean over seeds)".into(),
         y_label: "error (%)".into(),
         series,

@@ -164,21 +164,12 @@ impl Default for Plateau {
 }
 
 /// Where a [`Plateau`] schedule stands.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlateauState {
-    /// Lowest evaluation loss so far.
-    pub best: f64,
+    /// Lowest evaluation loss so far (none before the first epoch).
+    pub best: Option<f64>,
     /// Epochs since it improved.
     pub bad_epochs: usize,
-}
-
-impl Default for PlateauState {
-    fn default() -> Self {
-        PlateauState {
-            best: f64::INFINITY,
-            bad_epochs: 0,
-        }
-    }
 }
 
 impl Plateau {
@@ -203,8 +194,11 @@ impl Plateau {
 
     /// The learning rate after an epoch that ended with evaluation loss `loss`.
     pub fn update(&self, state: &mut PlateauState, lr: f64, loss: f64) -> f64 {
-        if loss < state.best * (1.0 - self.threshold) {
-            state.best = loss;
+        if state
+            .best
+            .is_none_or(|best| loss < best * (1.0 - self.threshold))
+        {
+            state.best = Some(loss);
             state.bad_epochs = 0;
             return lr;
         }

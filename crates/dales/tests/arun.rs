@@ -121,7 +121,7 @@ fn forward_f64(
     let SeqCell::Arun(cell) = &model.cell else {
         panic!("an ARUN")
     };
-    let h = cell.output(&run(cell, xs, drive));
+    let h = cell.output(&run(cell.as_ref(), xs, drive));
     model.readout.forward(h)
 }
 

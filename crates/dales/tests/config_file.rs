@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use dales::config::TrainConfig;
-use dales::nn::{ModelKind, ParamRole};
+use dales::nn::seq::SeqConfig;
+use dales::nn::{MlpConfig, ModelKind, ParamRole};
 use dales::optim::UpdateRule;
 
 fn parse(text: &str) -> Result<TrainConfig, String> {
@@ -118,10 +119,16 @@ fn shipped_configs_parse() {
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            TrainConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-            n += 1;
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") {
+            continue;
         }
+        if name.starts_with("seq_") {
+            TrainConfig::<SeqConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            TrainConfig::<MlpConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+        n += 1;
     }
     assert!(n >= 2, "no configs found in {}", dir.display());
     let preset = TrainConfig::preset("dann").unwrap();
@@ -129,5 +136,11 @@ fn shipped_configs_parse() {
     assert_eq!(
         file, preset,
         "configs/dann_fashion.toml must equal the dann preset"
+    );
+    let preset = TrainConfig::sequence_preset("arun-small").unwrap();
+    let file = TrainConfig::from_file(&dir.join("seq_arun_small.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/seq_arun_small.toml must equal the arun-small preset"
     );
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use common::{temp_dir, write_idx_dataset};
 use dales::config::{MethodName, TrainConfig};
-use dales::nn::ModelKind;
+use dales::nn::{MlpConfig, ModelKind};
 use dales::run::{Dataset, Outcome, Trainer, files, read_metrics};
 
 fn config(kind: ModelKind, data: &Path, method: MethodName) -> TrainConfig {
@@ -54,13 +54,13 @@ fn resumed_run_is_bit_identical() {
             Outcome::Interrupted
         );
         drop(t);
-        let mut t = Trainer::resume(&b, None, None).unwrap();
+        let mut t = Trainer::<MlpConfig>::resume(&b, None, None).unwrap();
         assert_eq!(
             t.run(&mut |_| {}, &|step| step == 20).unwrap(),
             Outcome::Interrupted
         );
         drop(t);
-        let mut t = Trainer::resume(&b, None, None).unwrap();
+        let mut t = Trainer::<MlpConfig>::resume(&b, None, None).unwrap();
         assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
 
         assert!(
@@ -115,10 +115,10 @@ fn divergence_keeps_the_last_good_checkpoint() {
     let good = read(&dir, files::CHECKPOINT);
     let good_resume = read(&dir, files::RESUME);
     // Continue for another epoch with an absurd learning rate.
-    let mut cfg = TrainConfig::from_file(&dir.join(files::CONFIG)).unwrap();
+    let mut cfg = TrainConfig::<MlpConfig>::from_file(&dir.join(files::CONFIG)).unwrap();
     cfg.optim.lr = 1e30;
     std::fs::write(dir.join(files::CONFIG), cfg.to_toml()).unwrap();
-    let mut t = Trainer::resume(&dir, None, Some(2)).unwrap();
+    let mut t = Trainer::<MlpConfig>::resume(&dir, None, Some(2)).unwrap();
     let err = t.run(&mut |_| {}, &|_| false).unwrap_err().to_string();
     assert!(
         err.contains("diverged") && err.contains("epoch 2") && err.contains("last good checkpoint"),
@@ -149,7 +149,7 @@ fn run_directory_holds_everything() {
     }
     // The resolved config reads back to the same settings, with the pixel mean measured on the
     // training images filled in.
-    let resolved = TrainConfig::from_file(&dir.join(files::CONFIG)).unwrap();
+    let resolved = TrainConfig::<MlpConfig>::from_file(&dir.join(files::CONFIG)).unwrap();
     let mean = Dataset::load(&c).unwrap().train.pixel_mean();
     assert!((mean - 0.2).abs() < 0.2, "synthetic pixel mean {mean}");
     assert_eq!(resolved.model.pixel_mean, Some(mean));

@@ -1,6 +1,7 @@
-//! Host-side numerical analyses of trained networks, in `f64` and without burn (spec C5).
+//! Analyses of trained networks (spec C5): host-side numerics in `f64`, and the recording of a
+//! model's trajectories that feeds them ([`trace`]).
 //!
-//! Each function takes plain slices (matrices are row-major `&[f64]` with their dimensions passed
+//! Each numerical function takes plain slices (matrices are row-major `&[f64]` with their dimensions passed
 //! beside them), checks its arguments and returns [`AnalysisError`] for bad input instead of
 //! panicking.
 //!
@@ -24,6 +25,7 @@ pub mod fracdiff;
 pub mod gamma64;
 pub mod jacobian;
 pub mod lyapunov;
+pub mod trace;
 
 pub use adaptation::AdaptationWindows;
 pub use fracdiff::FracFit;

@@ -206,6 +206,20 @@ impl ArunCell {
         (g, n, s)
     }
 
+    /// One step, also returning the pre-activations `a_t (B, H)` (for the analyses).
+    pub fn step_traced(
+        &self,
+        p: &ArunPrepared,
+        x_t: Tensor<2>,
+        state: ArunState,
+        drive: Option<Tensor<2>>,
+    ) -> (ArunState, Tensor<2>) {
+        let a = preactivation(&p.main, x_t, state.h, drive);
+        let (g, n, s) = self.control(p, a.clone(), state.g);
+        let h = gamma(a.clone(), n.clone(), s.clone());
+        (ArunState { h, g, n, s }, a)
+    }
+
     /// Parameters in checkpoint order.
     pub fn entries(&self) -> Vec<ParamEntry> {
         use ParamRole::{Bias, Weight};
@@ -320,10 +334,7 @@ impl Recurrent for ArunCell {
         state: ArunState,
         drive: Option<Tensor<2>>,
     ) -> ArunState {
-        let a = preactivation(&p.main, x_t, state.h, drive);
-        let (g, n, s) = self.control(p, a.clone(), state.g);
-        let h = gamma(a, n.clone(), s.clone());
-        ArunState { h, g, n, s }
+        self.step_traced(p, x_t, state, drive).0
     }
 
     fn output(&self, state: &ArunState) -> Tensor<2> {

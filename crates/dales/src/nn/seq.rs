@@ -220,21 +220,21 @@ impl SeqConfig {
         self.validate()?;
         let mut rng = InitRng::new(seed);
         let cell = match self.kind.activation() {
-            Some(activation) => SeqCell::Rnn(
+            Some(activation) => SeqCell::Rnn(Box::new(
                 RnnConfig {
                     n0: self.n0,
                     s0: self.s0,
                     ..RnnConfig::new(1, self.hidden, activation)
                 }
                 .init(&mut rng, device)?,
-            ),
-            None => SeqCell::Arun(
+            )),
+            None => SeqCell::Arun(Box::new(
                 ArunConfig {
                     n0: self.n0,
                     ..ArunConfig::new(1, self.hidden, self.controller)
                 }
                 .init(&mut rng, device)?,
-            ),
+            )),
         };
         // PyTorch's nn.Linear default: weight and bias U(±1/√H).
         let bound = 1.0 / (self.hidden as f64).sqrt();
@@ -261,9 +261,9 @@ impl SeqConfig {
 #[derive(Debug, Clone)]
 pub enum SeqCell {
     /// RNN with a fixed or learned-gamma activation.
-    Rnn(RnnCell),
+    Rnn(Box<RnnCell>),
     /// ARUN.
-    Arun(ArunCell),
+    Arun(Box<ArunCell>),
 }
 
 /// A recurrent cell with a linear readout from its last hidden state.
@@ -319,8 +319,8 @@ impl SeqClassifier {
         assert_eq!(xs.len(), batch * t, "sequences are (batch, steps)");
         let xs = Tensor::<3>::from_data(TensorData::new(xs, [batch, t, 1]), &self.device());
         match &self.cell {
-            SeqCell::Rnn(c) => c.output(&run(c, xs, drive)),
-            SeqCell::Arun(c) => c.output(&run(c, xs, drive)),
+            SeqCell::Rnn(c) => c.output(&run(c.as_ref(), xs, drive)),
+            SeqCell::Arun(c) => c.output(&run(c.as_ref(), xs, drive)),
         }
     }
 
@@ -338,8 +338,8 @@ impl SeqClassifier {
     pub fn inference(&self) -> Self {
         SeqClassifier {
             cell: match &self.cell {
-                SeqCell::Rnn(c) => SeqCell::Rnn(c.inference()),
-                SeqCell::Arun(c) => SeqCell::Arun(c.inference()),
+                SeqCell::Rnn(c) => SeqCell::Rnn(Box::new(c.inference())),
+                SeqCell::Arun(c) => SeqCell::Arun(Box::new(c.inference())),
             },
             readout: Dense {
                 weight: super::param::detached(&self.readout.weight),
@@ -380,8 +380,8 @@ impl Parameterised for SeqClassifier {
         let (cell, readout) = cell.zip(readout).expect("two value lists: cell, readout");
         SeqClassifier {
             cell: match self.cell {
-                SeqCell::Rnn(c) => SeqCell::Rnn(c.with_values(cell)),
-                SeqCell::Arun(c) => SeqCell::Arun(c.with_values(cell)),
+                SeqCell::Rnn(c) => SeqCell::Rnn(Box::new(c.with_values(cell))),
+                SeqCell::Arun(c) => SeqCell::Arun(Box::new(c.with_values(cell))),
             },
             readout: self.readout.with_values(readout),
             config: self.config,
