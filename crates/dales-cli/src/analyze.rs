@@ -52,7 +52,12 @@ pub struct Common {
     /// The run directory.
     pub run: PathBuf,
     /// Drive amplitudes ξ.
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2.5,5,10,20")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        default_value = "0,1,2.5,5,10,20"
+    )]
     pub xi: Vec<f64>,
     /// Test sequences used.
     #[arg(long, default_value_t = 100)]

@@ -53,6 +53,46 @@ pub struct BenchArgs {
     /// fused ops gain).
     #[arg(long)]
     pub plain: bool,
+    /// Time only the full-size ARUN training step (batch 100, H 400, controller 50, Adam) at
+    /// these sequence lengths, like `bench.py --arun-cpu --arun-seq T` (2 timed steps after 1
+    /// warm-up; `--steps` overrides).
+    #[arg(long, value_delimiter = ',', value_name = "T")]
+    pub arun_seq: Vec<usize>,
+}
+
+/// `dales bench --arun-seq T,…`.
+fn bench_arun(args: &BenchArgs, device: &dales::device::Device) -> Result<ExitCode> {
+    use dales::nn::seq::{SeqConfig, SeqKind};
+    let config = SeqConfig::paper(SeqKind::Arun);
+    let timed = if args.steps == 100 {
+        2
+    } else {
+        args.steps.max(1)
+    };
+    let mut results = Vec::new();
+    for &t in &args.arun_seq {
+        if t == 0 {
+            bail!("--arun-seq 0: a sequence needs at least one step");
+        }
+        let ms = dales::bench::time_sequence_steps(&config, t, 100, 1, timed, device)?;
+        let mut sorted = ms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        eprintln!(
+            "arun_psmnist_h400 T {t}: median {median:.0} ms/step ({:.2} ms per time step), \
+             projected epoch of 500 batches at T = {t}: {:.1} min",
+            median / t as f64,
+            median * 500.0 / 60_000.0
+        );
+        results.push(json!({
+            "name": "arun_psmnist_h400", "seq_len": t, "batch": 100, "hidden": 400,
+            "controller": 50, "ms": ms, "median_ms": median,
+        }));
+    }
+    if args.json {
+        println!("{}", json!({ "results": results }));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
@@ -62,6 +102,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     };
     let device = choice.device()?;
     dales::fused::set_enabled(!args.plain);
+    if !args.arun_seq.is_empty() {
+        return bench_arun(&args, &device);
+    }
     let kinds = args
         .kinds
         .iter()

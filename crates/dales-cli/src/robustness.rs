@@ -27,7 +27,12 @@ pub struct RobustnessArgs {
     #[arg(required = true)]
     pub runs: Vec<PathBuf>,
     /// Drive amplitudes ξ (0 is the clean accuracy).
-    #[arg(long, value_delimiter = ',', default_value = "0,1,2.5,5,10,20")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        allow_negative_numbers = true,
+        default_value = "0,1,2.5,5,10,20"
+    )]
     pub xi: Vec<f64>,
     /// step (constant ξ in the window) or noise (N(0, ξ²) per neuron and step).
     #[arg(long, default_value = "step", value_parser = ["step", "noise"])]

@@ -63,6 +63,9 @@ fn every_command_has_help() {
         vec!["eval", "--help"],
         vec!["compare", "--help"],
         vec!["reproduce", "--help"],
+        vec!["robustness", "--help"],
+        vec!["analyze", "--help"],
+        vec!["analyze", "response", "--help"],
     ] {
         let o = dales(&cmd);
         assert!(o.status.success(), "{cmd:?}: {}", text(&o));
@@ -244,4 +247,99 @@ fn bench_rejects_bad_flags() {
         assert!(!o.status.success(), "{args:?} succeeded");
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
     }
+}
+
+/// A sequence run from a TOML config: train, eval, robustness and every analysis, each writing
+/// its files; bad inputs are named errors.
+#[test]
+fn sequence_run_robustness_and_analyses_end_to_end() {
+    let dir = temp("seq");
+    let data = synthetic(&dir, 60);
+    let config = dir.join("arun.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "seed = 3\nepochs = 1\nbatch_size = 10\n\n[data]\ndir = \"{}\"\n\n[model]\nkind = \"arun\"\nhidden = 6\ncontroller = 3\nn_out = 4\nrows = 6\ncols = 6\npool = 2\npermutation_seed = 5\n\n[optim]\nmethod = \"adam\"\nlr = 0.01\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let o = dales(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run_s,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for f in [
+        "checkpoint.safetensors",
+        "metrics.csv",
+        "config.toml",
+        "curves.png",
+    ] {
+        assert!(run.join(f).exists(), "missing {f}");
+    }
+    let o = dales(&["eval", run_s]);
+    assert!(
+        o.status.success() && text(&o).contains("9 steps"),
+        "{}",
+        text(&o)
+    );
+    let out = dir.join("rob");
+    let o = dales(&[
+        "robustness",
+        run_s,
+        "--xi",
+        "0,2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 2 + 1, "{csv}");
+    assert!(out.join("robustness.png").exists() && out.join("robustness.md").exists());
+    for (what, file) in [
+        ("traces", "traces.csv"),
+        ("lyapunov", "lyapunov.csv"),
+        ("jacobian", "jacobian.csv"),
+        ("response", "fracdiff.csv"),
+    ] {
+        let o = dales(&["analyze", what, run_s, "--xi", "0,1", "--sequences", "4"]);
+        assert!(o.status.success(), "{what}: {}", text(&o));
+        assert!(
+            run.join("analysis").join(file).exists(),
+            "{what}: no {file}"
+        );
+    }
+    // Negative amplitudes, and a feed-forward run given to a sequence command.
+    let o = dales(&["robustness", run_s, "--xi", "-1"]);
+    assert!(
+        !o.status.success() && text(&o).contains("--xi -1"),
+        "{}",
+        text(&o)
+    );
+    let ff = dir.join("ff");
+    let o = dales(&[
+        "train",
+        "--config",
+        small_config(&dir, &data, "mlp", 1).to_str().unwrap(),
+        "--out",
+        ff.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = dales(&["analyze", "traces", ff.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && text(&o).contains("not a sequence-model run"),
+        "{}",
+        text(&o)
+    );
+    let o = dales(&["train", "--preset", "lstm"]);
+    assert!(
+        !o.status.success() && text(&o).contains("arun-small"),
+        "{}",
+        text(&o)
+    );
 }

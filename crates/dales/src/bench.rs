@@ -268,3 +268,51 @@ mod tests {
         assert_eq!(quantile(&v, 0.9), 4.0);
     }
 }
+
+/// Time full training steps of a sequence model (forward through every step, cross-entropy on
+/// the last state's logits, backpropagation through time, Adam at 1e-4): the reference's
+/// `bench.py --arun-cpu --arun-seq T` case for `SeqConfig { kind: Arun, hidden: 400,
+/// controller: 50, .. }` at batch 100 with `pool` chosen so that the sequence has `T` steps,
+/// or any other sequence model. Returns the milliseconds of each timed step.
+pub fn time_sequence_steps(
+    config: &crate::nn::seq::SeqConfig,
+    steps: usize,
+    batch: usize,
+    warmup: usize,
+    timed: usize,
+    device: &Device,
+) -> Result<Vec<f64>> {
+    use crate::learner::ModelSpec;
+    use crate::nn::Parameterised;
+    use crate::optim::{Clip, Method};
+    let device = device.clone().autodiff();
+    let mut model = config.init_seeded(0, &device)?;
+    let mut optim = Optimizer::new(Method::ADAM, Clip::NONE, config.default_rules());
+    optim.check(&model)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let xs: Vec<f32> = (0..batch * steps).map(|_| rng.random::<f32>()).collect();
+    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    let mut ms = Vec::new();
+    for i in 0..warmup + timed {
+        let start = Instant::now();
+        let input = Tensor::<3>::from_data(TensorData::new(xs.clone(), [batch, steps, 1]), &device);
+        let h = match &model.cell {
+            crate::nn::seq::SeqCell::Rnn(c) => {
+                crate::nn::recurrent::run(c.as_ref(), input, |_| None)
+            }
+            crate::nn::seq::SeqCell::Arun(c) => {
+                crate::nn::recurrent::run(c.as_ref(), input, |_| None).h
+            }
+        };
+        let logits = crate::nn::Layer::forward(&model.readout, h);
+        let loss = cross_entropy(logits, &labels);
+        let _ = loss.clone().into_scalar::<f32>();
+        let mut grads = loss.backward();
+        model = optim.step(1e-4, model, &mut grads);
+        let _ = model.param_layers();
+        if i >= warmup {
+            ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(ms)
+}

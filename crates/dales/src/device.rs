@@ -5,7 +5,7 @@
 //! marks NdArray deprecated in favour of Flex; the choice lives here only.
 //! The GPU backend (cargo feature `gpu`) is burn's wgpu backend, built without fusion.
 
-use burn::tensor::Device;
+pub use burn::tensor::Device;
 
 /// The CPU device, without autodiff.
 #[allow(deprecated)]
