@@ -79,7 +79,8 @@ struct ModelResult {
     seconds_per_run: f64,
 }
 
-fn mean_sd(v: &[f64]) -> (f64, f64) {
+/// Mean and sample standard deviation (0 for one value).
+pub fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
     let sd = if v.len() > 1 {

@@ -16,6 +16,7 @@ use dales::run::files;
 use crate::compare::markdown_table;
 use crate::eval::load_data;
 use crate::plot::{self, Panel, Series};
+use crate::reproduce::mean_sd;
 
 /// Evaluate sequence runs under an external drive added to every hidden neuron (the paper's
 /// step drive, ξ inside a window of 200/784 of the sequence starting at 200/784, or Gaussian
@@ -158,17 +159,6 @@ fn by_kind(results: &[RunResult]) -> BTreeMap<&str, Vec<&RunResult>> {
         groups.entry(r.kind.as_str()).or_default().push(r);
     }
     groups
-}
-
-fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    (m, sd)
 }
 
 /// Mean ± sd accuracy over seeds per model and ξ.

@@ -226,49 +226,6 @@ pub fn time_steps(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_the_reference() {
-        assert_eq!(
-            StepCase::paper(ModelKind::Dann, 32).name(),
-            "dann_784-500x3-10"
-        );
-        assert_eq!(
-            StepCase::paper(ModelKind::Mlp, 32).name(),
-            "mlp_784-500x3-10"
-        );
-    }
-
-    #[test]
-    fn flops_by_hand() {
-        // MLP 784-500-500-500-10 at batch 1: forward 2·(784·500 + 2·500·500 + 500·10), three
-        // times for forward + two backward products, minus the first layer's input gradient.
-        let fwd = 2.0 * (784.0 * 500.0 + 2.0 * 500.0 * 500.0 + 500.0 * 10.0);
-        let mlp = StepCase::paper(ModelKind::Mlp, 1).flops();
-        assert_eq!(mlp, 3.0 * fwd - 2.0 * 784.0 * 500.0);
-        // DANN adds Wix (50 or 1 rows) and Wei (ne × ni) per layer.
-        let dann_fwd = fwd
-            + 2.0 * (784.0 * 50.0 + 500.0 * 50.0)
-            + 2.0 * 2.0 * (500.0 * 50.0 + 500.0 * 50.0)
-            + 2.0 * (500.0 + 10.0);
-        let dann = StepCase::paper(ModelKind::Dann, 1).flops();
-        assert_eq!(dann, 3.0 * dann_fwd - 2.0 * (784.0 * 500.0 + 784.0 * 50.0));
-        assert_eq!(StepCase::paper(ModelKind::Dann, 32).flops(), 32.0 * dann);
-    }
-
-    #[test]
-    fn quantiles() {
-        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(quantile(&v, 0.5), 3.0);
-        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
-        assert_eq!(quantile(&v, 0.1), 1.0);
-        assert_eq!(quantile(&v, 0.9), 4.0);
-    }
-}
-
 /// Time full training steps of a sequence model (forward through every step, cross-entropy on
 /// the last state's logits, backpropagation through time, Adam at 1e-4): the reference's
 /// `bench.py --arun-cpu --arun-seq T` case for `SeqConfig { kind: Arun, hidden: 400,
@@ -315,4 +272,47 @@ pub fn time_sequence_steps(
         }
     }
     Ok(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_reference() {
+        assert_eq!(
+            StepCase::paper(ModelKind::Dann, 32).name(),
+            "dann_784-500x3-10"
+        );
+        assert_eq!(
+            StepCase::paper(ModelKind::Mlp, 32).name(),
+            "mlp_784-500x3-10"
+        );
+    }
+
+    #[test]
+    fn flops_by_hand() {
+        // MLP 784-500-500-500-10 at batch 1: forward 2·(784·500 + 2·500·500 + 500·10), three
+        // times for forward + two backward products, minus the first layer's input gradient.
+        let fwd = 2.0 * (784.0 * 500.0 + 2.0 * 500.0 * 500.0 + 500.0 * 10.0);
+        let mlp = StepCase::paper(ModelKind::Mlp, 1).flops();
+        assert_eq!(mlp, 3.0 * fwd - 2.0 * 784.0 * 500.0);
+        // DANN adds Wix (50 or 1 rows) and Wei (ne × ni) per layer.
+        let dann_fwd = fwd
+            + 2.0 * (784.0 * 50.0 + 500.0 * 50.0)
+            + 2.0 * 2.0 * (500.0 * 50.0 + 500.0 * 50.0)
+            + 2.0 * (500.0 + 10.0);
+        let dann = StepCase::paper(ModelKind::Dann, 1).flops();
+        assert_eq!(dann, 3.0 * dann_fwd - 2.0 * (784.0 * 500.0 + 784.0 * 50.0));
+        assert_eq!(StepCase::paper(ModelKind::Dann, 32).flops(), 32.0 * dann);
+    }
+
+    #[test]
+    fn quantiles() {
+        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&[1.0, 2.0], 0.5), 1.5);
+        assert_eq!(quantile(&v, 0.1), 1.0);
+        assert_eq!(quantile(&v, 0.9), 4.0);
+    }
 }

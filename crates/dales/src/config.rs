@@ -211,6 +211,26 @@ impl Plateau {
     }
 }
 
+impl OptimConfig {
+    /// `method` at learning rate `lr` with its defaults: no clipping, the kind's rules, a
+    /// constant learning rate.
+    pub fn new(method: MethodName, lr: f64) -> Self {
+        OptimConfig {
+            method,
+            lr,
+            momentum: None,
+            dampening: None,
+            nesterov: None,
+            beta1: None,
+            beta2: None,
+            eps: None,
+            clip: Clip::NONE,
+            groups: BTreeMap::new(),
+            plateau: None,
+        }
+    }
+}
+
 fn default_method() -> MethodName {
     MethodName::Sgd
 }
@@ -277,19 +297,7 @@ impl TrainConfig {
             device: DeviceChoice::Cpu,
             data: DataConfig::default(),
             model: MlpConfig::paper(kind),
-            optim: OptimConfig {
-                method: MethodName::Sgd,
-                lr: paper_lr(kind),
-                momentum: None,
-                dampening: None,
-                nesterov: None,
-                beta1: None,
-                beta2: None,
-                eps: None,
-                clip: Clip::NONE,
-                groups: BTreeMap::new(),
-                plateau: None,
-            },
+            optim: OptimConfig::new(MethodName::Sgd, paper_lr(kind)),
         }
     }
 
@@ -340,17 +348,8 @@ impl TrainConfig<SeqConfig> {
             },
             model: SeqConfig::paper(kind),
             optim: OptimConfig {
-                method: MethodName::Adam,
-                lr: 1e-4,
-                momentum: None,
-                dampening: None,
-                nesterov: None,
-                beta1: None,
-                beta2: None,
-                eps: None,
-                clip: Clip::NONE,
-                groups: BTreeMap::new(),
                 plateau: Some(Plateau::default()),
+                ..OptimConfig::new(MethodName::Adam, 1e-4)
             },
         }
     }

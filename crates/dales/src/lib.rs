@@ -3,7 +3,8 @@
 //! Biologically constrained neural networks on [burn](https://burn.dev): Dale's-principle
 //! networks with separate excitatory and inhibitory populations (DANN, Cornford et al., ICLR
 //! 2021), their baselines (MLP, layer-norm MLP, sign-constrained ColumnEI), corrected
-//! sign-preserving updates, and checkpoints that PyTorch code loads.
+//! sign-preserving updates, and checkpoints that PyTorch code loads; and single-neuron
+//! adaptation (Geadah et al., PLOS CB 2024): gamma units with learned shapes and ARUN.
 //!
 //! ```
 //! use burn::tensor::{Device, Tensor};
@@ -21,9 +22,15 @@
 //! model = optim.step(0.1107, model, &mut loss.backward());
 //! ```
 //!
-//! - [`nn`]: layers ([`nn::DannDense`], [`nn::ColumnEiDense`], …), initialisations, models.
+//! - [`nn`]: layers ([`nn::DannDense`], [`nn::ColumnEiDense`], …), initialisations, models;
+//!   the recurrent models of the adaptation paper ([`nn::rnn`], [`nn::arun`], [`nn::seq`]) on
+//!   one recurrent core ([`nn::recurrent`]).
 //! - [`optim`]: parameter groups, update rules, the [`optim::Optimizer`].
-//! - [`checkpoint`]: the `dales-ff/1` safetensors format.
+//! - [`run`]: training runs for any [`learner::ModelSpec`] (feed-forward or sequence models).
+//! - [`robustness`]: input transforms and external drives (spec C4); [`analysis`]: Lyapunov
+//!   exponents, Jacobian norms, fractional differentiation, adaptation index (spec C5).
+//! - [`checkpoint`]: the `dales-ff/1` safetensors format (sequence models: `dales-seq/1`,
+//!   [`learner::load_seq`]).
 
 pub mod analysis;
 pub mod bench;
