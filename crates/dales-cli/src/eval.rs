@@ -60,6 +60,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
 
 /// `dales eval` of a sequence run: the checkpoint must match the run's sequence settings.
 fn eval_sequence(args: &EvalArgs) -> Result<ExitCode> {
+    if args.logits_out.is_some() {
+        anyhow::bail!("--logits-out is for feed-forward checkpoints (the reference's format)");
+    }
     let config = TrainConfig::<SeqConfig>::from_file(&args.run_dir.join(files::CONFIG))?;
     let data = load_data(args.data.as_ref().or(config.data.dir.as_ref()))?;
     let ckpt = args.run_dir.join(files::CHECKPOINT);
@@ -72,9 +75,6 @@ fn eval_sequence(args: &EvalArgs) -> Result<ExitCode> {
         model.steps(),
         data.test.len()
     );
-    if args.logits_out.is_some() {
-        anyhow::bail!("--logits-out is for feed-forward checkpoints (the reference's format)");
-    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -78,6 +78,9 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     if let Some(bad) = args.xi.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
         bail!("--xi {bad}: amplitudes must be finite and ≥ 0");
     }
+    if args.limit == Some(0) {
+        bail!("--limit 0: at least one test image is needed");
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let mut results = Vec::new();
