@@ -65,18 +65,7 @@ fn tiny_arun() -> dales::nn::seq::SeqClassifier {
         n0: Some(3.0),
         ..SeqConfig::paper(SeqKind::Arun)
     };
-    let model = config.init_seeded(9, &device()).unwrap();
-    let values = model
-        .param_layers()
-        .into_iter()
-        .map(|l| {
-            l.entries
-                .into_iter()
-                .map(|e| e.value.cast(DType::F64))
-                .collect()
-        })
-        .collect();
-    model.with_layer_values(values)
+    common::as_f64(&config.init_seeded(9, &device()).unwrap())
 }
 
 fn sequences(batch: usize, steps: usize) -> Vec<f32> {

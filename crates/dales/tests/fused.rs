@@ -208,17 +208,7 @@ fn compare_model(kind: ModelKind, batch: usize, seed: u64) {
     fused::set_enabled(false);
     let plain = model_outputs(&model, &x, &labels);
     fused::set_enabled(true);
-    let values = model
-        .param_layers()
-        .into_iter()
-        .map(|l| {
-            l.entries
-                .into_iter()
-                .map(|e| e.value.cast(DType::F64))
-                .collect()
-        })
-        .collect();
-    let model64 = model.clone().with_layer_values(values);
+    let model64 = common::as_f64(&model);
     let truth = model_outputs(&model64, &x.cast(DType::F64), &labels);
     assert_eq!(fast.len(), truth.len());
     let by_name: std::collections::BTreeMap<_, _> = truth.iter().cloned().collect();

@@ -184,17 +184,7 @@ fn dann_mlp_cross_entropy_gradients() {
         ..MlpConfig::paper(ModelKind::Dann)
     };
     let model = config.init_seeded(9, &dev).unwrap();
-    let values = model
-        .param_layers()
-        .into_iter()
-        .map(|l| {
-            l.entries
-                .into_iter()
-                .map(|e| e.value.cast(DType::F64))
-                .collect()
-        })
-        .collect();
-    let model = model.with_layer_values(values);
+    let model = common::as_f64(&model);
     let x = to_f64(uniform(5, 12, 13, &dev));
     let y = [0, 1, 2, 3, 1];
     let mut grads = cross_entropy(model.forward(x.clone()), &y).backward();

@@ -99,3 +99,18 @@ pub fn assert_as_accurate_abs(what: &str, fast: &[f64], plain: &[f64], truth: &[
         "{what}: fast path off by {fast_err:.3e} (plain f32 {plain_err:.3e}, tolerance {atol:.3e})"
     );
 }
+
+/// The same model with every parameter in f64 (for finite differences and f64 truths).
+pub fn as_f64<M: dales::nn::Parameterised + Clone>(model: &M) -> M {
+    let values = model
+        .param_layers()
+        .into_iter()
+        .map(|l| {
+            l.entries
+                .into_iter()
+                .map(|e| e.value.cast(DType::F64))
+                .collect()
+        })
+        .collect();
+    model.clone().with_layer_values(values)
+}
