@@ -245,6 +245,7 @@ fn phi(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
             Activation::Gamma(_) => dales::analysis::gamma64::gamma(a, n, s),
         },
         SeqCell::Arun(_) => dales::analysis::gamma64::gamma(a, n, s),
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => f64::NAN,
     }
 }
 
@@ -323,7 +324,7 @@ fn response(r: &ResponseArgs) -> Result<()> {
         series: Vec::new(),
     };
     for &xi in &c.xi {
-        let tr = step_response(&model, &protocol, xi);
+        let tr = step_response(&model, &protocol, xi)?;
         let mean = tr.mean_over_batch(&tr.h);
         for i in 0..h {
             let trace: Vec<f64> = (0..tr.steps).map(|t| mean[t * h + i]).collect();

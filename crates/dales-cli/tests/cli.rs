@@ -336,7 +336,7 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
         "{}",
         text(&o)
     );
-    let o = dales(&["train", "--preset", "lstm"]);
+    let o = dales(&["train", "--preset", "transformer"]);
     assert!(
         !o.status.success() && text(&o).contains("arun-small"),
         "{}",

@@ -253,14 +253,7 @@ pub fn time_sequence_steps(
     for i in 0..warmup + timed {
         let start = Instant::now();
         let input = Tensor::<3>::from_data(TensorData::new(xs.clone(), [batch, steps, 1]), &device);
-        let h = match &model.cell {
-            crate::nn::seq::SeqCell::Rnn(c) => {
-                crate::nn::recurrent::run(c.as_ref(), input, |_| None)
-            }
-            crate::nn::seq::SeqCell::Arun(c) => {
-                crate::nn::recurrent::run(c.as_ref(), input, |_| None).h
-            }
-        };
+        let h = model.last_hidden_of(input, &|_| None);
         let logits = crate::nn::Layer::forward(&model.readout, h);
         let loss = cross_entropy(logits, &labels);
         let _ = loss.clone().into_scalar::<f32>();

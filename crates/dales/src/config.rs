@@ -316,19 +316,23 @@ impl TrainConfig {
 
 /// Names accepted by [`TrainConfig::sequence_preset`]: each model at the paper's size
 /// (`arun`, `rnn-relu`, …) and scaled down to train on a CPU (`arun-small`, …).
-pub const SEQ_PRESETS: [&str; 12] = [
+pub const SEQ_PRESETS: [&str; 16] = [
     "rnn-relu",
     "rnn-tanh",
     "rnn-softplus",
     "rnn-gamma",
     "rnn-gamma-het",
     "arun",
+    "lstm",
+    "gru",
     "rnn-relu-small",
     "rnn-tanh-small",
     "rnn-softplus-small",
     "rnn-gamma-small",
     "rnn-gamma-het-small",
     "arun-small",
+    "lstm-small",
+    "gru-small",
 ];
 
 impl TrainConfig<SeqConfig> {

@@ -56,14 +56,14 @@ fn fused_controller_matches_plain_and_f64_truth() {
     }
 }
 
-/// A tiny ARUN classifier (4 units, 3 controller units, 16 steps) in f64.
-fn tiny_arun() -> dales::nn::seq::SeqClassifier {
+/// A tiny classifier of `kind` (4 units, 3 controller units, 16 steps) in f64.
+fn tiny(kind: SeqKind) -> dales::nn::seq::SeqClassifier {
     let config = SeqConfig {
         hidden: 4,
         controller: 3,
         pool: 7, // 28 × 28 → 4 × 4 = 16 steps
         n0: Some(3.0),
-        ..SeqConfig::paper(SeqKind::Arun)
+        ..SeqConfig::paper(kind)
     };
     common::as_f64(&config.init_seeded(9, &device()).unwrap())
 }
@@ -100,24 +100,24 @@ fn forward_f64(
     drive: &dyn Fn(usize) -> Option<Tensor<2>>,
 ) -> Tensor<2> {
     use dales::nn::Layer;
-    use dales::nn::recurrent::{Recurrent, run};
-    use dales::nn::seq::SeqCell;
     let steps = model.steps();
     let xs = Tensor::<3>::from_data(
         TensorData::new(xs, [batch, steps, 1]),
         (&device(), DType::F64),
     );
-    let SeqCell::Arun(cell) = &model.cell else {
-        panic!("an ARUN")
-    };
-    let h = cell.output(&run(cell.as_ref(), xs, drive));
-    model.readout.forward(h)
+    model.readout.forward(model.last_hidden_of(xs, drive))
 }
 
 #[test]
-fn every_arun_parameter_matches_finite_differences() {
+fn every_parameter_of_arun_lstm_and_gru_matches_finite_differences() {
+    for kind in [SeqKind::Arun, SeqKind::Lstm, SeqKind::Gru] {
+        finite_differences(kind);
+    }
+}
+
+fn finite_differences(kind: SeqKind) {
     let labels = [1, 7, 3];
-    let model = tiny_arun();
+    let model = tiny(kind);
     let grads = arun_loss(&model, &labels).backward();
     let layers = model.param_layers();
     let base: Vec<Vec<Vec<f64>>> = layers
@@ -158,7 +158,7 @@ fn every_arun_parameter_matches_finite_differences() {
                 let a = analytic[pos];
                 assert!(
                     (a - numeric).abs() <= 1e-4 * (1.0 + numeric.abs()),
-                    "{}.{}[{pos}]: analytic {a:e} vs finite difference {numeric:e}",
+                    "{kind} {}.{}[{pos}]: analytic {a:e} vs finite difference {numeric:e}",
                     layer.name,
                     entry.name
                 );
@@ -166,8 +166,14 @@ fn every_arun_parameter_matches_finite_differences() {
             }
         }
     }
-    // 12 ARUN tensors (4·1 + 4 + 16 + 4 + 3 + 3 + 9 + 3 + 3 + 1 + 3 + 1) and the readout (10·4 + 10).
-    assert_eq!(checked, 54 + 50);
+    // ARUN: 12 tensors (4·1 + 4 + 16 + 4 + 3 + 3 + 9 + 3 + 3 + 1 + 3 + 1); LSTM: 4H·1 + 4H·H
+    // + 4H; GRU: 3H·1 + 3H·H + 3H + 3H; the readout 10·4 + 10.
+    let cell = match kind {
+        SeqKind::Arun => 54,
+        SeqKind::Lstm => 16 + 64 + 16,
+        _ => 12 + 48 + 12 + 12,
+    };
+    assert_eq!(checked, cell + 50, "{kind}");
 }
 
 fn with_f64(like: &ParamValue, v: Vec<f64>) -> ParamValue {
@@ -244,4 +250,79 @@ fn bad_configs_are_errors() {
             .to_string();
         assert!(err.contains(key), "{err}");
     }
+}
+
+/// One LSTM and one GRU step of a single unit against the equations written out by hand
+/// (PyTorch's gate order; the drive enters the LSTM's output gate and the GRU's candidate).
+#[test]
+fn gated_steps_match_hand_computation() {
+    use dales::nn::gated::{GruCell, LstmCell};
+    let m = |v: Vec<f64>, r, c| {
+        Param::from_tensor(Tensor::<2>::from_data(
+            TensorData::new(v, [r, c]),
+            (&device(), DType::F64),
+        ))
+    };
+    let b = |v: Vec<f64>| {
+        let n = v.len();
+        Param::from_tensor(Tensor::<1>::from_data(
+            TensorData::new(v, [n]),
+            (&device(), DType::F64),
+        ))
+    };
+    let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+    let xs = [0.7, -0.4];
+    let input = Tensor::<3>::from_data(
+        TensorData::new(xs.to_vec(), [1, 2, 1]),
+        (&device(), DType::F64),
+    );
+    let ext = 0.3;
+    let drive = |_t: usize| {
+        Some(Tensor::<2>::from_data(
+            TensorData::new(vec![ext], [1, 1]),
+            (&device(), DType::F64),
+        ))
+    };
+    // LSTM: gates i, f, g, o.
+    let (wx, wh, bias) = (
+        [0.5, -1.0, 0.8, 0.3],
+        [0.2, 0.4, -0.6, 0.9],
+        [0.1, 0.2, -0.1, 0.05],
+    );
+    let lstm = LstmCell {
+        w_x: m(wx.to_vec(), 4, 1),
+        w_h: m(wh.to_vec(), 4, 1),
+        bias: b(bias.to_vec()),
+    };
+    let (mut h, mut c) = (0.0f64, 0.0f64);
+    for x in xs {
+        let p: Vec<f64> = (0..4).map(|k| wx[k] * x + wh[k] * h + bias[k]).collect();
+        c = sig(p[1]) * c + sig(p[0]) * p[2].tanh();
+        h = sig(p[3] + ext) * c.tanh();
+    }
+    let got = host(lstm.run(input.clone(), drive).h)[0];
+    assert!((got - h).abs() < 1e-12, "LSTM h {got} vs {h}");
+    // GRU: gates r, z, n.
+    let (wx, wh, bx, bh) = (
+        [0.5, -1.0, 0.8],
+        [0.2, 0.4, -0.6],
+        [0.1, 0.2, -0.1],
+        [0.3, -0.2, 0.4],
+    );
+    let gru = GruCell {
+        w_x: m(wx.to_vec(), 3, 1),
+        w_h: m(wh.to_vec(), 3, 1),
+        b_x: b(bx.to_vec()),
+        b_h: b(bh.to_vec()),
+    };
+    let mut h = 0.0f64;
+    for x in xs {
+        let gx: Vec<f64> = (0..3).map(|k| wx[k] * x + bx[k]).collect();
+        let gh: Vec<f64> = (0..3).map(|k| wh[k] * h + bh[k]).collect();
+        let (r, z) = (sig(gx[0] + gh[0]), sig(gx[1] + gh[1]));
+        let n = (gx[2] + r * gh[2] + ext).tanh();
+        h = (1.0 - z) * n + z * h;
+    }
+    let got = host(gru.run(input, drive))[0];
+    assert!((got - h).abs() < 1e-12, "GRU h {got} vs {h}");
 }

@@ -280,7 +280,13 @@ fn sequence_models_match_cpu_on_gpu() {
     use dales::nn::Parameterised;
     use dales::nn::seq::{SeqConfig, SeqKind};
     use dales::robustness::Drive;
-    for kind in [SeqKind::Arun, SeqKind::RnnGammaHet, SeqKind::RnnTanh] {
+    for kind in [
+        SeqKind::Arun,
+        SeqKind::RnnGammaHet,
+        SeqKind::RnnTanh,
+        SeqKind::Lstm,
+        SeqKind::Gru,
+    ] {
         let config = SeqConfig {
             hidden: 12,
             controller: 5,

@@ -174,11 +174,11 @@ fn bad_sequence_configs_are_named_errors() {
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains(key), "{err}");
     }
-    let err = TrainConfig::sequence_preset("lstm-small")
+    let err = TrainConfig::sequence_preset("transformer-small")
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("lstm-small") && err.contains("arun-small"),
+        err.contains("transformer-small") && err.contains("arun-small"),
         "{err}"
     );
 }

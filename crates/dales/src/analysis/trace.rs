@@ -78,11 +78,16 @@ fn host(t: Tensor<2>) -> Vec<f64> {
 
 /// Run `model` (without autodiff) on `xs (batch, steps, 1)` with `drive(t)` and record every
 /// step.
+///
+/// # Errors
+/// For the gated cells (LSTM, GRU): the analyses are those of spec C5, defined for units with
+/// one pre-activation and a shape.
 pub fn record(
     model: &SeqClassifier,
     xs: Tensor<3>,
     drive: &dyn Fn(usize) -> Option<Tensor<2>>,
-) -> Trace {
+) -> crate::Result<Trace> {
+    check_analysable(model)?;
     let model = model.inference();
     let [batch, steps, _] = xs.dims();
     let hidden = model.hidden();
@@ -131,14 +136,28 @@ pub fn record(
                 tr.s.extend(host(state.s.clone()));
             }
         }
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => unreachable!("checked above"),
     }
-    tr
+    Ok(tr)
+}
+
+/// The analyses need units with one pre-activation each: RNN and ARUN cells.
+fn check_analysable(model: &SeqClassifier) -> crate::Result<()> {
+    match &model.cell {
+        SeqCell::Rnn(_) | SeqCell::Arun(_) => Ok(()),
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => Err(crate::Error::config(
+            "model.kind",
+            model.config().kind,
+            "an RNN or ARUN model (the analyses of spec C5 are defined for them)",
+        )),
+    }
 }
 
 /// The slope `φ'(a)` of a model's activation, with the shape `(n, s)` for gamma units.
 pub fn slope(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
     match &model.cell {
         SeqCell::Arun(_) => gamma_prime(a, n, s),
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => f64::NAN,
         SeqCell::Rnn(cell) => match cell.activation {
             Activation::Relu => f64::from(u8::from(a > 0.0)),
             Activation::Tanh => 1.0 - a.tanh().powi(2),
@@ -148,11 +167,13 @@ pub fn slope(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
     }
 }
 
-/// The recurrent weights (`V` or `W_hh`), row-major `(H, H)`.
+/// The recurrent weights (`V` or `W_hh`; a gated cell's stacked `W_h`), row-major.
 pub fn recurrent_weights(model: &SeqClassifier) -> Vec<f64> {
     let t = match &model.cell {
         SeqCell::Rnn(c) => c.v.val(),
         SeqCell::Arun(c) => c.w.val(),
+        SeqCell::Lstm(c) => c.w_h.val(),
+        SeqCell::Gru(c) => c.w_h.val(),
     };
     host(t)
 }
@@ -198,7 +219,12 @@ impl StepProtocol {
 /// Run the step protocol with drive amplitude `xi` and record the trials (batch = trials).
 /// The input enters through the drive (`ext_t = u ⊙ x_t + ξ·1{onset < t < offset}`) with a
 /// zero sequence input, which makes `U` act as a diagonal.
-pub fn step_response(model: &SeqClassifier, protocol: &StepProtocol, xi: f64) -> Trace {
+pub fn step_response(
+    model: &SeqClassifier,
+    protocol: &StepProtocol,
+    xi: f64,
+) -> crate::Result<Trace> {
+    check_analysable(model)?;
     let model = if protocol.isolated {
         isolate(model)
     } else {
@@ -209,6 +235,7 @@ pub fn step_response(model: &SeqClassifier, protocol: &StepProtocol, xi: f64) ->
     let u: Vec<f64> = match &model.cell {
         SeqCell::Rnn(c) => host(c.u.val()),
         SeqCell::Arun(c) => host(c.u.val()),
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => unreachable!("checked above"),
     };
     let mut rng = ChaCha8Rng::seed_from_u64(protocol.seed);
     let base = Normal::new(protocol.input_mean, protocol.input_std).expect("finite std");
@@ -280,5 +307,5 @@ pub fn record_sequences(
         None => vec![None; steps],
     };
     let input = Tensor::<3>::from_data(TensorData::new(xs, [batch, steps, 1]), &device);
-    Ok(record(model, input, &|t| drives[t].clone()))
+    record(model, input, &|t| drives[t].clone())
 }

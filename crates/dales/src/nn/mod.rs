@@ -5,6 +5,7 @@ pub mod column_ei;
 pub mod dann;
 pub mod dense;
 pub mod gamma;
+pub mod gated;
 pub mod init;
 pub mod layer;
 pub mod mlp;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::arun::{ArunCell, ArunConfig};
 use super::dense::Dense;
+use super::gated::{GruCell, GruConfig, LstmCell, LstmConfig};
 use super::init::{InitRng, matrix};
 use super::layer::Layer;
 use super::param::{Fan, ParamLayer, ParamValue, Parameterised, param};
@@ -46,17 +47,23 @@ pub enum SeqKind {
     RnnGammaHet,
     /// The adaptive network with its controller.
     Arun,
+    /// LSTM baseline.
+    Lstm,
+    /// GRU baseline.
+    Gru,
 }
 
 impl SeqKind {
     /// Every kind, in table order.
-    pub const ALL: [SeqKind; 6] = [
+    pub const ALL: [SeqKind; 8] = [
         SeqKind::RnnRelu,
         SeqKind::RnnTanh,
         SeqKind::RnnSoftplus,
         SeqKind::RnnGamma,
         SeqKind::RnnGammaHet,
         SeqKind::Arun,
+        SeqKind::Lstm,
+        SeqKind::Gru,
     ];
 
     /// The snake_case name used in configs.
@@ -68,6 +75,8 @@ impl SeqKind {
             SeqKind::RnnGamma => "rnn_gamma",
             SeqKind::RnnGammaHet => "rnn_gamma_het",
             SeqKind::Arun => "arun",
+            SeqKind::Lstm => "lstm",
+            SeqKind::Gru => "gru",
         }
     }
 
@@ -78,7 +87,7 @@ impl SeqKind {
             SeqKind::RnnSoftplus => Some(Activation::Softplus),
             SeqKind::RnnGamma => Some(Activation::Gamma(GammaShape::Homogeneous)),
             SeqKind::RnnGammaHet => Some(Activation::Gamma(GammaShape::Heterogeneous)),
-            SeqKind::Arun => None,
+            SeqKind::Arun | SeqKind::Lstm | SeqKind::Gru => None,
         }
     }
 }
@@ -228,13 +237,29 @@ impl SeqConfig {
                 }
                 .init(&mut rng, device)?,
             )),
-            None => SeqCell::Arun(Box::new(
-                ArunConfig {
-                    n0: self.n0,
-                    ..ArunConfig::new(1, self.hidden, self.controller)
-                }
-                .init(&mut rng, device)?,
-            )),
+            None => match self.kind {
+                SeqKind::Lstm => SeqCell::Lstm(Box::new(
+                    LstmConfig {
+                        n_in: 1,
+                        hidden: self.hidden,
+                    }
+                    .init(&mut rng, device)?,
+                )),
+                SeqKind::Gru => SeqCell::Gru(Box::new(
+                    GruConfig {
+                        n_in: 1,
+                        hidden: self.hidden,
+                    }
+                    .init(&mut rng, device)?,
+                )),
+                _ => SeqCell::Arun(Box::new(
+                    ArunConfig {
+                        n0: self.n0,
+                        ..ArunConfig::new(1, self.hidden, self.controller)
+                    }
+                    .init(&mut rng, device)?,
+                )),
+            },
         };
         // PyTorch's nn.Linear default: weight and bias U(±1/√H).
         let bound = 1.0 / (self.hidden as f64).sqrt();
@@ -264,6 +289,10 @@ pub enum SeqCell {
     Rnn(Box<RnnCell>),
     /// ARUN.
     Arun(Box<ArunCell>),
+    /// LSTM.
+    Lstm(Box<LstmCell>),
+    /// GRU.
+    Gru(Box<GruCell>),
 }
 
 /// A recurrent cell with a linear readout from its last hidden state.
@@ -318,9 +347,21 @@ impl SeqClassifier {
         let t = self.steps();
         assert_eq!(xs.len(), batch * t, "sequences are (batch, steps)");
         let xs = Tensor::<3>::from_data(TensorData::new(xs, [batch, t, 1]), &self.device());
+        self.last_hidden_of(xs, drive)
+    }
+
+    /// The last hidden state `h_T (B, H)` for an input tensor `xs (B, T, 1)` of any length
+    /// and float type.
+    pub fn last_hidden_of(
+        &self,
+        xs: Tensor<3>,
+        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+    ) -> Tensor<2> {
         match &self.cell {
             SeqCell::Rnn(c) => c.output(&run(c.as_ref(), xs, drive)),
             SeqCell::Arun(c) => c.output(&run(c.as_ref(), xs, drive)),
+            SeqCell::Lstm(c) => c.output(&run(c.as_ref(), xs, drive)),
+            SeqCell::Gru(c) => c.output(&run(c.as_ref(), xs, drive)),
         }
     }
 
@@ -340,6 +381,8 @@ impl SeqClassifier {
             cell: match &self.cell {
                 SeqCell::Rnn(c) => SeqCell::Rnn(Box::new(c.inference())),
                 SeqCell::Arun(c) => SeqCell::Arun(Box::new(c.inference())),
+                SeqCell::Lstm(c) => SeqCell::Lstm(Box::new(c.inference())),
+                SeqCell::Gru(c) => SeqCell::Gru(Box::new(c.inference())),
             },
             readout: Dense {
                 weight: super::param::detached(&self.readout.weight),
@@ -356,6 +399,8 @@ impl Parameterised for SeqClassifier {
         let cell = match &self.cell {
             SeqCell::Rnn(c) => c.entries(),
             SeqCell::Arun(c) => c.entries(),
+            SeqCell::Lstm(c) => c.entries(),
+            SeqCell::Gru(c) => c.entries(),
         };
         vec![
             ParamLayer {
@@ -382,6 +427,8 @@ impl Parameterised for SeqClassifier {
             cell: match self.cell {
                 SeqCell::Rnn(c) => SeqCell::Rnn(Box::new(c.with_values(cell))),
                 SeqCell::Arun(c) => SeqCell::Arun(Box::new(c.with_values(cell))),
+                SeqCell::Lstm(c) => SeqCell::Lstm(Box::new(c.with_values(cell))),
+                SeqCell::Gru(c) => SeqCell::Gru(Box::new(c.with_values(cell))),
             },
             readout: self.readout.with_values(readout),
             config: self.config,
