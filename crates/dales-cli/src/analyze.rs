@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use dales::analysis::fracdiff::{fit_order, linspace};
 use dales::analysis::trace::{
-    StepProtocol, Trace, record_sequences, recurrent_weights, slope, step_response,
+    StepProtocol, Trace, activation, jacobian as recurrent_jacobian, record_sequences,
+    recurrent_weights, step_response,
 };
 use dales::analysis::{AdaptationWindows, adaptation, jacobian, lyapunov};
 use dales::nn::seq::SeqClassifier;
@@ -16,7 +17,7 @@ use dales::robustness::Drive;
 
 use crate::eval::load_data;
 use crate::plot::{self, Panel, Series};
-use crate::robustness::load_run;
+use crate::robustness::{check_xi, load_run};
 
 /// Analyse a trained sequence run (spec C5).
 #[derive(Debug, clap::Args)]
@@ -97,13 +98,6 @@ fn out_dir(c: &Common) -> Result<PathBuf> {
     let dir = c.out.clone().unwrap_or_else(|| c.run.join("analysis"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
-}
-
-fn check_xi(xi: &[f64]) -> Result<()> {
-    if let Some(bad) = xi.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
-        bail!("--xi {bad}: amplitudes must be finite and ≥ 0");
-    }
-    Ok(())
 }
 
 /// The model and the trace of its first `sequences` test sequences under each step drive ξ.
@@ -198,15 +192,10 @@ fn lyapunov_vs_drive(c: &Common) -> Result<()> {
             let a: Vec<f64> = (0..h)
                 .map(|i| (0..h).map(|j| w[i * h + j] * x[j]).sum())
                 .collect();
-            let next: Vec<f64> = (0..h).map(|i| phi(&model, a[i], n[i], s[i])).collect();
-            let mut jac = vec![0.0; h * h];
-            for i in 0..h {
-                let d = slope(&model, a[i], n[i], s[i]);
-                for j in 0..h {
-                    jac[i * h + j] = d * w[i * h + j];
-                }
-            }
-            (next, jac)
+            let next: Vec<f64> = (0..h)
+                .map(|i| activation(&model, a[i], n[i], s[i]))
+                .collect();
+            (next, recurrent_jacobian(&model, &w, &a, &n, &s))
         };
         let les = lyapunov::spectrum(step, &h0, h, 1000, 1)?;
         for (i, le) in les.iter().enumerate() {
@@ -233,22 +222,6 @@ fn lyapunov_vs_drive(c: &Common) -> Result<()> {
     )
 }
 
-/// `φ(a)` of the model's units (the autonomous map of the Lyapunov analysis).
-fn phi(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
-    use dales::nn::rnn::Activation;
-    use dales::nn::seq::SeqCell;
-    match &model.cell {
-        SeqCell::Rnn(cell) => match cell.activation {
-            Activation::Relu => a.max(0.0),
-            Activation::Tanh => a.tanh(),
-            Activation::Softplus => dales::analysis::gamma64::gamma(a, 1.0, 0.0),
-            Activation::Gamma(_) => dales::analysis::gamma64::gamma(a, n, s),
-        },
-        SeqCell::Arun(_) => dales::analysis::gamma64::gamma(a, n, s),
-        SeqCell::Lstm(_) | SeqCell::Gru(_) => f64::NAN,
-    }
-}
-
 fn jacobian_vs_drive(c: &Common) -> Result<()> {
     let (model, runs) = driven_traces(c)?;
     let dir = out_dir(c)?;
@@ -261,13 +234,7 @@ fn jacobian_vs_drive(c: &Common) -> Result<()> {
         for t in 0..tr.steps {
             for b in 0..tr.batch.min(10) {
                 let (a, n, s) = (tr.at(&tr.a, t, b), tr.at(&tr.n, t, b), tr.at(&tr.s, t, b));
-                let mut jac = vec![0.0; h * h];
-                for i in 0..h {
-                    let d = slope(&model, a[i], n[i], s[i]);
-                    for j in 0..h {
-                        jac[i * h + j] = d * w[i * h + j];
-                    }
-                }
+                let jac = recurrent_jacobian(&model, &w, a, n, s);
                 sum_inf += jacobian::inf_norm(&jac, h, h)?;
                 sum_spec += jacobian::spectral_norm(&jac, h, h)?;
                 count += 1.0;

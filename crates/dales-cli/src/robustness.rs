@@ -74,10 +74,16 @@ pub fn load_run(dir: &Path) -> Result<(TrainConfig<SeqConfig>, SeqClassifier)> {
     Ok((config, model))
 }
 
-pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
-    if let Some(bad) = args.xi.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
+/// Drive amplitudes must be finite and ≥ 0.
+pub fn check_xi(xi: &[f64]) -> Result<()> {
+    if let Some(bad) = xi.iter().find(|x| !(x.is_finite() && **x >= 0.0)) {
         bail!("--xi {bad}: amplitudes must be finite and ≥ 0");
     }
+    Ok(())
+}
+
+pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
+    check_xi(&args.xi)?;
     if args.limit == Some(0) {
         bail!("--limit 0: at least one test image is needed");
     }

@@ -87,13 +87,22 @@ pub fn decode(path: &Path, bytes: &[u8]) -> Result<(NamedTensors, HashMap<String
     Ok((out, meta.metadata().clone().unwrap_or_default()))
 }
 
+/// Every parameter and buffer of `model` as f32 host tensors, named `{prefix}layer.param`.
+pub fn named_tensors<M: Parameterised>(model: &M, prefix: &str) -> NamedTensors {
+    Parameterised::named_entries(model)
+        .into_iter()
+        .map(|(name, e)| {
+            (
+                format!("{prefix}{name}"),
+                (e.value.to_f32_vec(), e.value.shape()),
+            )
+        })
+        .collect()
+}
+
 /// Write `model` as a `dales-ff/1` checkpoint (atomically).
 pub fn save_mlp(model: &Mlp, kind: ModelKind, path: &Path) -> Result<()> {
-    let tensors = model
-        .named_entries()
-        .into_iter()
-        .map(|(name, e)| (name, (e.value.to_f32_vec(), e.value.shape())))
-        .collect();
+    let tensors = named_tensors(model, "");
     let meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("kind".to_string(), kind.name().to_string()),

@@ -16,7 +16,7 @@ use dales_data::Split;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::checkpoint::{self, NamedTensors, encode};
+use crate::checkpoint::{self, encode};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::nn::seq::{SeqClassifier, SeqConfig};
@@ -181,11 +181,7 @@ impl ModelSpec for SeqConfig {
     }
 
     fn save_checkpoint(&self, model: &SeqClassifier, path: &Path) -> Result<()> {
-        let tensors: NamedTensors = model
-            .named_entries()
-            .into_iter()
-            .map(|(name, e)| (name, (e.value.to_f32_vec(), e.value.shape())))
-            .collect();
+        let tensors = checkpoint::named_tensors(model, "");
         let meta = HashMap::from([
             ("format".to_string(), SEQ_FORMAT.to_string()),
             ("kind".to_string(), self.kind.to_string()),

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::nn::seq::SeqClassifier;
-use crate::run::score;
+use crate::run::{host_f64, score};
 
 /// A transform of the input sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -306,11 +306,6 @@ pub fn evaluate_under(
         }
         let drives = drive.map(|d| d.tensors(idx.len(), model.hidden(), steps, &device));
         let at = |t: usize| drives.as_ref().and_then(|d| d[t].clone());
-        let logits = model.forward_sequences(std::mem::take(&mut xs), idx.len(), &at);
-        logits
-            .into_data()
-            .convert::<f64>()
-            .try_into_vec::<f64>()
-            .expect("float data")
+        host_f64(model.forward_sequences(std::mem::take(&mut xs), idx.len(), &at))
     }))
 }

@@ -24,7 +24,7 @@ use crate::config::{PlateauState, TrainConfig};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
 use crate::learner::{Learner, ModelSpec};
-use crate::nn::{MlpConfig, Parameterised};
+use crate::nn::MlpConfig;
 use crate::optim::Optimizer;
 use crate::train::cross_entropy;
 
@@ -416,7 +416,7 @@ impl<M: ModelSpec> Trainer<M> {
                 let lr = self.lr();
                 let logits = self.model.logits(&self.data.train, idx, &self.device);
                 let n_out = logits.dims()[1];
-                let correct = count_correct(&host_matrix(logits.clone()), n_out, &labels);
+                let correct = count_correct(&host_f64(logits.clone()), n_out, &labels);
                 let loss = cross_entropy(logits, &labels);
                 let loss_value = loss.clone().into_scalar::<f32>();
                 if !loss_value.is_finite() {
@@ -482,13 +482,7 @@ impl<M: ModelSpec> Trainer<M> {
     /// resume file first: it alone is read back).
     pub fn save(&self) -> Result<()> {
         let dir = &self.run_dir;
-        let mut tensors = NamedTensors::new();
-        for (name, e) in Parameterised::named_entries(&self.model) {
-            tensors.insert(
-                format!("model.{name}"),
-                (e.value.to_f32_vec(), e.value.shape()),
-            );
-        }
+        let mut tensors = checkpoint::named_tensors(&self.model, "model.");
         for (name, t) in self.optim.export_state() {
             let v = t
                 .into_data()
@@ -580,7 +574,7 @@ pub struct Summary {
 pub fn evaluate<L: Learner>(model: &L, split: &Split, chunk: usize) -> (f64, f64) {
     let (model, device) = inference(model);
     score(split, split.len(), chunk, |idx| {
-        host_matrix(model.logits(split, idx, &device))
+        host_f64(model.logits(split, idx, &device))
     })
 }
 
@@ -615,7 +609,7 @@ pub fn score(
 pub fn first_logits<L: Learner>(model: &L, split: &Split, n: usize) -> Vec<Vec<f64>> {
     let (model, device) = inference(model);
     let idx: Vec<usize> = (0..n.min(split.len())).collect();
-    let logits = host_matrix(model.logits(split, &idx, &device));
+    let logits = host_f64(model.logits(split, &idx, &device));
     let c = logits.len() / idx.len().max(1);
     logits.chunks_exact(c.max(1)).map(|r| r.to_vec()).collect()
 }
@@ -632,7 +626,8 @@ fn inference<L: Learner>(model: &L) -> (L, Device) {
     (model, device)
 }
 
-fn host_matrix(t: Tensor<2>) -> Vec<f64> {
+/// A tensor's values on the host, row-major, as f64.
+pub fn host_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
         .convert::<f64>()
         .try_into_vec::<f64>()

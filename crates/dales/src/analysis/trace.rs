@@ -12,11 +12,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::gamma64::gamma_prime;
+use super::gamma64::{gamma, gamma_prime};
 use crate::nn::recurrent::Recurrent;
 use crate::nn::rnn::{Activation, preactivation};
 use crate::nn::seq::{SeqCell, SeqClassifier};
 use crate::nn::{ParamValue, Parameterised};
+use crate::run::host_f64 as host;
 
 /// Per-step values, indexed `(t·batch + b)·hidden + i`.
 #[derive(Debug, Clone)]
@@ -67,13 +68,6 @@ impl Trace {
         let start = (t * self.batch + b) * self.hidden;
         &field[start..start + self.hidden]
     }
-}
-
-fn host(t: Tensor<2>) -> Vec<f64> {
-    t.into_data()
-        .convert::<f64>()
-        .try_into_vec::<f64>()
-        .expect("float data")
 }
 
 /// Run `model` (without autodiff) on `xs (batch, steps, 1)` with `drive(t)` and record every
@@ -165,6 +159,34 @@ pub fn slope(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
             Activation::Gamma(_) => gamma_prime(a, n, s),
         },
     }
+}
+
+/// `φ(a)` of a model's units, with the shape `(n, s)` for gamma units (NaN for gated cells).
+pub fn activation(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
+    match &model.cell {
+        SeqCell::Arun(_) => gamma(a, n, s),
+        SeqCell::Lstm(_) | SeqCell::Gru(_) => f64::NAN,
+        SeqCell::Rnn(cell) => match cell.activation {
+            Activation::Relu => a.max(0.0),
+            Activation::Tanh => a.tanh(),
+            Activation::Softplus => gamma(a, 1.0, 0.0),
+            Activation::Gamma(_) => gamma(a, n, s),
+        },
+    }
+}
+
+/// The recurrent Jacobian `diag(φ'(a; n, s))·W (H, H)` at pre-activations `a` with shapes
+/// `n`, `s` (one per neuron), for `w` from [`recurrent_weights`].
+pub fn jacobian(model: &SeqClassifier, w: &[f64], a: &[f64], n: &[f64], s: &[f64]) -> Vec<f64> {
+    let h = a.len();
+    let mut jac = vec![0.0; h * h];
+    for (i, row) in jac.chunks_exact_mut(h).enumerate() {
+        let d = slope(model, a[i], n[i], s[i]);
+        for (j, v) in row.iter_mut().zip(&w[i * h..(i + 1) * h]) {
+            *j = d * v;
+        }
+    }
+    jac
 }
 
 /// The recurrent weights (`V` or `W_hh`; a gated cell's stacked `W_h`), row-major.

@@ -391,17 +391,7 @@ impl Mlp {
 
     /// Every parameter and buffer as (`layer.param` name, entry), in forward order.
     pub fn named_entries(&self) -> Vec<(String, ParamEntry)> {
-        self.layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, layer)| {
-                let prefix = self.layer_name(i);
-                layer
-                    .entries()
-                    .into_iter()
-                    .map(move |e| (format!("{prefix}.{}", e.name), e))
-            })
-            .collect()
+        Parameterised::named_entries(self)
     }
 
     /// Number of trainable scalars.
