@@ -321,6 +321,29 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
         "{}",
         text(&o)
     );
+    for (args, message) in [
+        (vec!["robustness", run_s, "--limit", "0"], "--limit 0"),
+        (
+            vec!["analyze", "traces", run_s, "--sequences", "0"],
+            "--sequences 0",
+        ),
+        (
+            vec!["analyze", "response", run_s, "--trials", "0"],
+            "--trials 0",
+        ),
+        (
+            vec!["analyze", "lyapunov", run_s, "--xi", "1,nan"],
+            "--xi NaN",
+        ),
+        (vec!["bench", "--arun-seq", "0"], "--arun-seq 0"),
+    ] {
+        let o = dales(&args);
+        assert!(
+            !o.status.success() && text(&o).contains(message),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
     let ff = dir.join("ff");
     let o = dales(&[
         "train",
