@@ -326,3 +326,87 @@ fn gated_steps_match_hand_computation() {
     let got = host(gru.run(input, drive))[0];
     assert!((got - h).abs() < 1e-12, "GRU h {got} vs {h}");
 }
+
+/// `h_T` and the gradient of every parameter (cell and readout) of a cross-entropy loss on
+/// the classifier's logits, with the cell rolled by `last` over `xs (B, T, 1)`.
+fn sequence_outputs(
+    model: &dales::nn::seq::SeqClassifier,
+    xs: Tensor<3>,
+    labels: &[usize],
+    last: impl Fn(&dales::nn::arun::ArunCell, Tensor<3>) -> Tensor<2>,
+) -> Vec<(String, Vec<f64>)> {
+    use dales::nn::Layer;
+    let dales::nn::seq::SeqCell::Arun(cell) = &model.cell else {
+        panic!("an ARUN classifier");
+    };
+    let h = last(cell, xs);
+    let loss = cross_entropy(model.readout.forward(h.clone()), labels);
+    let grads = loss.backward();
+    let mut out = vec![("h_T".to_string(), host(h))];
+    for layer in model.param_layers() {
+        for e in layer.entries {
+            let g = match &e.value {
+                ParamValue::Matrix(t) => host(t.grad(&grads).expect("a gradient")),
+                ParamValue::Vector(t) => host(t.grad(&grads).expect("a gradient")),
+            };
+            out.push((format!("{}.{}", layer.name, e.name), g));
+        }
+    }
+    out
+}
+
+fn arun_classifier(hidden: usize, controller: usize, pool: usize) -> dales::nn::seq::SeqClassifier {
+    SeqConfig {
+        hidden,
+        controller,
+        pool,
+        ..SeqConfig::paper(SeqKind::Arun)
+    }
+    .init_seeded(21, &device())
+    .unwrap()
+}
+
+fn pixel_sequences(batch: usize, steps: usize, seed: u64, dtype: DType) -> Tensor<3> {
+    uniform(batch, steps, seed, &device())
+        .reshape([batch, steps, 1])
+        .cast(dtype)
+}
+
+/// The fused whole-sequence op (one forward, a hand-written backward through time) against
+/// the step-by-step cell in f32 and the step-by-step cell in f64: `h_T` and all 14 gradients.
+#[test]
+fn fused_sequence_matches_the_step_by_step_cell_and_f64_truth() {
+    let model = arun_classifier(24, 6, 4); // 49 steps
+    let labels = [3, 1, 4, 1, 5, 9];
+    let xs = pixel_sequences(labels.len(), model.steps(), 5, DType::F32);
+    let fused = sequence_outputs(&model, xs.clone(), &labels, |c, xs| {
+        c.last_hidden(xs, &|_| None)
+    });
+    let stepwise = sequence_outputs(&model, xs.clone(), &labels, |c, xs| c.run(xs, |_| None).h);
+    let model64 = common::as_f64(&model);
+    let truth = sequence_outputs(&model64, xs.cast(DType::F64), &labels, |c, xs| {
+        c.last_hidden(xs, &|_| None)
+    });
+    assert_eq!(fused.len(), 15);
+    for ((name, fast), ((_, plain), (_, truth))) in fused.iter().zip(stepwise.iter().zip(&truth)) {
+        assert_as_accurate(name, fast, plain, truth, 1e-5);
+    }
+}
+
+/// With a memory budget of 0 the tape keeps every ⌈√T⌉-th controller state and recomputes the
+/// rest in the backward: the results are bit-identical to keeping all of them. T = 50 is not
+/// a multiple of the interval 8, so the last segment is short.
+#[test]
+fn recomputed_controller_states_give_identical_results() {
+    use dales::fused::arun_seq::{memory_budget, set_memory_budget};
+    let model = arun_classifier(16, 4, 4);
+    let labels = [2, 7, 1];
+    let xs = pixel_sequences(labels.len(), 50, 8, DType::F32);
+    let last = |c: &dales::nn::arun::ArunCell, xs| c.last_hidden(xs, &|_| None);
+    let kept = sequence_outputs(&model, xs.clone(), &labels, last);
+    let budget = memory_budget();
+    set_memory_budget(0);
+    let recomputed = sequence_outputs(&model, xs, &labels, last);
+    set_memory_budget(budget);
+    assert_eq!(kept, recomputed);
+}

@@ -65,6 +65,25 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 /// As [`matmul`], into a destination whose rows are `dst_row_stride` entries apart (e.g. a
 /// column block of a wider matrix, starting at `dst[0]`).
 pub fn matmul_strided(dst: &mut [f32], dst_row_stride: usize, a: View, b: View, accumulate: bool) {
+    // Small products run on one thread: splitting them costs more than it saves.
+    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    product(dst, dst_row_stride, a, b, accumulate, parallel);
+}
+
+/// As [`matmul`], on the calling thread only: for products inside a rayon task.
+pub fn matmul_serial(dst: &mut [f32], a: View, b: View, accumulate: bool) {
+    assert_eq!(dst.len(), a.rows * b.cols, "destination size");
+    product(dst, b.cols, a, b, accumulate, false);
+}
+
+fn product(
+    dst: &mut [f32],
+    dst_row_stride: usize,
+    a: View,
+    b: View,
+    accumulate: bool,
+    parallel: bool,
+) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
     assert!(dst_row_stride >= n, "destination rows overlap");
@@ -85,8 +104,7 @@ pub fn matmul_strided(dst: &mut [f32], dst_row_stride: usize, a: View, b: View, 
         }
         return;
     }
-    // Small products run on one thread: splitting them costs more than it saves.
-    let parallelism = if m * n * k >= 1 << 16 {
+    let parallelism = if parallel {
         gemm::Parallelism::Rayon(0)
     } else {
         gemm::Parallelism::None

@@ -11,11 +11,13 @@
 //! and `tests/gamma.rs` compare the two, forward and every gradient.
 #![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
 
+pub mod arun_seq;
 pub mod controller;
 pub mod dann;
 pub mod dense;
 pub mod gamma;
 pub mod gemm;
+pub mod math;
 pub mod update;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ use burn::backend::{
     backend_extension,
 };
 use burn::tensor::{DType, Element, Tensor, TensorData};
+
+pub use math::tanh_f32;
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -539,21 +543,6 @@ fn tanh_host(x: &NdArrayTensor) -> NdArrayTensor {
     }
 }
 
-/// `tanh` in f32 to within 2e-7 absolute: an odd Taylor polynomial below |x| = 0.1 (the
-/// first omitted term is < 3e-11), `(1 − e)/(1 + e)` with `e = exp(−2|x|)` above (no
-/// cancellation there: `1 − e > 0.18`). About 3× faster than libm's `tanhf` here.
-#[inline]
-pub fn tanh_f32(x: f32) -> f32 {
-    let a = x.abs();
-    if a < 0.1 {
-        let x2 = x * x;
-        x * (1.0 + x2 * (-1.0 / 3.0 + x2 * (2.0 / 15.0 - x2 * (17.0 / 315.0))))
-    } else {
-        let e = (-2.0 * a).exp();
-        ((1.0 - e) / (1.0 + e)).copysign(x)
-    }
-}
-
 impl TanhKernels for NdArray {
     fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
         tanh_host(&p.x)
@@ -737,6 +726,197 @@ impl<C: CheckpointStrategy> ControllerKernels for Autodiff<NdArray, C> {
                 prep.finish([inner.a, inner.g_prev, inner.u, inner.w_gg, g.clone()], g)
             }
             OpsKind::UnTracked(prep) => prep.finish(controller_host(&inner)),
+        }
+    }
+}
+
+/// The inputs of a whole ARUN sequence ([`arun_seq`]): `xs (B, T, d)` and the cell's twelve
+/// parameters, shaped as in [`crate::nn::arun::ArunCell`].
+#[derive(ExtensionType)]
+pub struct ArunSeqInputs<B: Backend> {
+    pub xs: FloatTensor<B>,
+    pub u: FloatTensor<B>,
+    pub u_bias: FloatTensor<B>,
+    pub w: FloatTensor<B>,
+    pub w_bias: FloatTensor<B>,
+    pub u_ag: FloatTensor<B>,
+    pub u_ag_bias: FloatTensor<B>,
+    pub w_gg: FloatTensor<B>,
+    pub w_gg_bias: FloatTensor<B>,
+    pub w_gn: FloatTensor<B>,
+    pub b_gn: FloatTensor<B>,
+    pub w_gs: FloatTensor<B>,
+    pub b_gs: FloatTensor<B>,
+}
+
+/// Backends with a fused ARUN sequence.
+#[backend_extension(Autodiff, NdArray)]
+pub trait ArunSeqKernels: Backend {
+    /// The last hidden state `h_T (B, H)`.
+    fn arun_sequence(#[extension_type] p: ArunSeqInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// A whole ARUN sequence from the zero state as one fused op with backpropagation through
+/// time; returns `h_T (B, H)`. Only where [`applies`] holds (f32 on NdArray) and without an
+/// external drive; [`crate::nn::arun::ArunCell::last_hidden`] checks.
+pub fn arun_sequence(xs: Tensor<3>, cell: &crate::nn::arun::ArunCell) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as ArunSeqKernels>::arun_sequence(ArunSeqInputs {
+        xs: xs.into_dispatch(),
+        u: cell.u.val().into_dispatch(),
+        u_bias: cell.u_bias.val().into_dispatch(),
+        w: cell.w.val().into_dispatch(),
+        w_bias: cell.w_bias.val().into_dispatch(),
+        u_ag: cell.u_ag.val().into_dispatch(),
+        u_ag_bias: cell.u_ag_bias.val().into_dispatch(),
+        w_gg: cell.w_gg.val().into_dispatch(),
+        w_gg_bias: cell.w_gg_bias.val().into_dispatch(),
+        w_gn: cell.w_gn.val().into_dispatch(),
+        b_gn: cell.b_gn.val().into_dispatch(),
+        w_gs: cell.w_gs.val().into_dispatch(),
+        b_gs: cell.b_gs.val().into_dispatch(),
+    }))
+}
+
+fn f32_vec(t: &NdArrayTensor) -> Vec<f32> {
+    with_f32(t, |v| v.to_vec())
+}
+
+fn sum_vecs(a: &NdArrayTensor, b: &NdArrayTensor) -> Vec<f32> {
+    f32_vec(a)
+        .iter()
+        .zip(f32_vec(b))
+        .map(|(x, y)| x + y)
+        .collect()
+}
+
+/// The host inputs of the fused sequence: dimensions, `xs` and the parameters.
+fn arun_seq_host(p: &ArunSeqInputs<NdArray>) -> (arun_seq::Dims, Vec<f32>, arun_seq::OwnedParams) {
+    let x = p.xs.shape();
+    let dims = arun_seq::Dims {
+        b: x[0],
+        t: x[1],
+        d: x[2],
+        h: p.w.shape()[0],
+        k: p.w_gg.shape()[0],
+    };
+    let params = arun_seq::OwnedParams {
+        u: f32_vec(&p.u),
+        w: f32_vec(&p.w),
+        bias: sum_vecs(&p.u_bias, &p.w_bias),
+        u_ag: f32_vec(&p.u_ag),
+        w_gg: f32_vec(&p.w_gg),
+        c: sum_vecs(&p.u_ag_bias, &p.w_gg_bias),
+        w_gn: f32_vec(&p.w_gn),
+        b_gn: f32_vec(&p.b_gn)[0],
+        w_gs: f32_vec(&p.w_gs),
+        b_gs: f32_vec(&p.b_gs)[0],
+    };
+    (dims, f32_vec(&p.xs), params)
+}
+
+impl ArunSeqKernels for NdArray {
+    fn arun_sequence(p: ArunSeqInputs<Self>) -> FloatTensor<Self> {
+        let (dims, xs, params) = arun_seq_host(&p);
+        let (h, _) = arun_seq::forward(dims, &xs, &params.view(), false);
+        host(h, &[dims.b, dims.h])
+    }
+}
+
+/// The forward's tape, inputs and parameters.
+#[derive(Debug, Clone)]
+struct ArunSeqSaved {
+    tape: arun_seq::Tape,
+    xs: Vec<f32>,
+    params: arun_seq::OwnedParams,
+}
+
+#[derive(Debug)]
+struct ArunSeqBackward;
+
+impl Backward<NdArray, 13> for ArunSeqBackward {
+    type State = Arc<ArunSeqSaved>;
+
+    fn backward(self, ops: Ops<Self::State, 13>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dh = grads.consume::<NdArray>(&ops.node);
+        let saved = Arc::try_unwrap(ops.state).unwrap_or_else(|shared| (*shared).clone());
+        let dims = saved.tape.dims();
+        let p = saved.params.view();
+        let g = with_f32(&dh, |dh| {
+            arun_seq::backward(saved.tape, &saved.xs, &p, dh, nodes[0].is_some())
+        });
+        let (h, k) = (dims.h, dims.k);
+        let values: [(Vec<f32>, Vec<usize>); 13] = [
+            (g.x.unwrap_or_default(), vec![dims.b, dims.t, dims.d]),
+            (g.u, vec![h, dims.d]),
+            (g.bias.clone(), vec![h]),
+            (g.w, vec![h, h]),
+            (g.bias, vec![h]),
+            (g.u_ag, vec![k, 1]),
+            (g.c.clone(), vec![k]),
+            (g.w_gg, vec![k, k]),
+            (g.c, vec![k]),
+            (g.w_gn, vec![1, k]),
+            (vec![g.b_gn], vec![1]),
+            (g.w_gs, vec![1, k]),
+            (vec![g.b_gs], vec![1]),
+        ];
+        for (node, (v, shape)) in nodes.into_iter().zip(values) {
+            if let Some(id) = node {
+                grads.register::<NdArray>(id, host(v, &shape));
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ArunSeqKernels for Autodiff<NdArray, C> {
+    fn arun_sequence(p: ArunSeqInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [
+            p.xs.node(),
+            p.u.node(),
+            p.u_bias.node(),
+            p.w.node(),
+            p.w_bias.node(),
+            p.u_ag.node(),
+            p.u_ag_bias.node(),
+            p.w_gg.node(),
+            p.w_gg_bias.node(),
+            p.w_gn.node(),
+            p.b_gn.node(),
+            p.w_gs.node(),
+            p.b_gs.node(),
+        ];
+        let inner = ArunSeqInputs::<NdArray> {
+            xs: p.xs.primitive().clone(),
+            u: p.u.primitive().clone(),
+            u_bias: p.u_bias.primitive().clone(),
+            w: p.w.primitive().clone(),
+            w_bias: p.w_bias.primitive().clone(),
+            u_ag: p.u_ag.primitive().clone(),
+            u_ag_bias: p.u_ag_bias.primitive().clone(),
+            w_gg: p.w_gg.primitive().clone(),
+            w_gg_bias: p.w_gg_bias.primitive().clone(),
+            w_gn: p.w_gn.primitive().clone(),
+            b_gn: p.b_gn.primitive().clone(),
+            w_gs: p.w_gs.primitive().clone(),
+            b_gs: p.b_gs.primitive().clone(),
+        };
+        let (dims, xs, params) = arun_seq_host(&inner);
+        match ArunSeqBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (h, tape) = arun_seq::forward(dims, &xs, &params.view(), true);
+                let tape = tape.expect("a tape when saving");
+                let saved = ArunSeqSaved { tape, xs, params };
+                prep.finish(Arc::new(saved), host(h, &[dims.b, dims.h]))
+            }
+            OpsKind::UnTracked(prep) => {
+                let (h, _) = arun_seq::forward(dims, &xs, &params.view(), false);
+                prep.finish(host(h, &[dims.b, dims.h]))
+            }
         }
     }
 }

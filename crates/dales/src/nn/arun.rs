@@ -183,6 +183,25 @@ impl ArunCell {
         run(self, xs, drive)
     }
 
+    /// The last hidden state `h_T (B, H)` over `xs (B, T, in)` from the zero state: one fused
+    /// sequence op with a hand-written backward through time where it applies (f32 on the CPU
+    /// backend, no drive at any step), otherwise [`ArunCell::run`] step by step.
+    pub fn last_hidden(
+        &self,
+        xs: Tensor<3>,
+        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        let steps = xs.dims()[1];
+        let params = [self.u.val(), self.w.val(), self.u_ag.val(), self.w_gg.val()];
+        let fused = crate::fused::applies(&[&xs])
+            && crate::fused::applies(&params.iter().collect::<Vec<_>>())
+            && (0..steps).all(|t| drive(t).is_none());
+        if fused {
+            return crate::fused::arun_sequence(xs, self);
+        }
+        self.run(xs, drive).h
+    }
+
     /// The controller alone for one step: `(g_t, n_t, s_t)` from the pre-activations
     /// `a (B, H)` and the previous controller states `g (B·H, K)`.
     pub fn control(
