@@ -257,6 +257,7 @@ fn run_adaptation(args: &ReproduceArgs, out: &Path, seeds: u64) -> Result<ExitCo
         runs,
         xi: vec![0.0, 1.0, 2.5, 5.0, 10.0, 20.0],
         drive: "step".into(),
+        cov: 2.0,
         limit: None,
         out: out.join("robustness"),
         data: args.data.clone(),

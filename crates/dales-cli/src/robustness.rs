@@ -35,9 +35,13 @@ pub struct RobustnessArgs {
         default_value = "0,1,2.5,5,10,20"
     )]
     pub xi: Vec<f64>,
-    /// step (constant ξ in the window) or noise (N(0, ξ²) per neuron and step).
-    #[arg(long, default_value = "step", value_parser = ["step", "noise"])]
+    /// step (constant ξ in the window), noise (N(0, ξ²) per neuron and step) or mvnormal
+    /// (N(ξ, c·I) per step, with c from --cov).
+    #[arg(long, default_value = "step", value_parser = ["step", "noise", "mvnormal"])]
     pub drive: String,
+    /// The variance c of the mvnormal drive's covariance c·I (the figure code's 2.0).
+    #[arg(long, default_value_t = 2.0)]
+    pub cov: f64,
     /// Evaluate on the first N test images only [default: all].
     #[arg(long)]
     pub limit: Option<usize>,
@@ -84,6 +88,9 @@ pub fn check_xi(xi: &[f64]) -> Result<()> {
 
 pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
     check_xi(&args.xi)?;
+    if !(args.cov >= 0.0 && args.cov.is_finite()) {
+        bail!("--cov {}: the variance must be finite and ≥ 0", args.cov);
+    }
     if args.limit == Some(0) {
         bail!("--limit 0: at least one test image is needed");
     }
@@ -98,6 +105,7 @@ pub fn run(args: RobustnessArgs) -> Result<ExitCode> {
         for &xi in &args.xi {
             let drive = match args.drive.as_str() {
                 "noise" => Drive::paper_noise(xi, steps, 0),
+                "mvnormal" => Drive::paper_normal(xi, args.cov, steps, 0),
                 _ => Drive::paper_step(xi, steps),
             };
             let drive = (xi > 0.0).then_some(drive);

@@ -103,7 +103,7 @@ pub fn resolve_config(args: &TrainArgs) -> Result<AnyConfig> {
             AnyConfig::Sequence(TrainConfig::from_file(path)?)
         }
         (_, Some(path)) => AnyConfig::FeedForward(TrainConfig::from_file(path)?),
-        (Some(name), None) if SEQ_PRESETS.contains(&name.as_str()) => {
+        (Some(name), None) if TrainConfig::is_sequence_preset(name) => {
             AnyConfig::Sequence(TrainConfig::sequence_preset(name)?)
         }
         (Some(name), None) => AnyConfig::FeedForward(TrainConfig::preset(name).map_err(|_| {

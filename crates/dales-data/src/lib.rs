@@ -28,6 +28,7 @@
 //! ```
 
 pub mod batch;
+pub mod copy;
 mod error;
 mod idx;
 mod mnist;

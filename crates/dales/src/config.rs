@@ -375,25 +375,69 @@ impl TrainConfig<SeqConfig> {
         c
     }
 
-    /// A preset by name (see [`SEQ_PRESETS`]).
+    /// The adaptation paper's copy task (spec C3): `H = 128`, delay 200, 10 symbols of 8,
+    /// batch 10, Adam at 1e-3, 100 epochs of 10,000 generated sequences (the paper's 100,000
+    /// steps), evaluated on 1,000 others.
+    pub fn copy_paper(kind: SeqKind) -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 10,
+            data: DataConfig {
+                dir: None,
+                validation: 0,
+            },
+            model: SeqConfig::copy_paper(kind),
+            optim: OptimConfig::new(MethodName::Adam, 1e-3),
+            ..TrainConfig::sequence_paper(kind)
+        }
+    }
+
+    /// The copy task scaled down for a 2-core CPU: delay 50 (70 steps), `H = 64` (ARUN:
+    /// `K = 16`), batch 10, Adam at 1e-3, 10 epochs of 10,000 sequences.
+    pub fn copy_small(kind: SeqKind) -> Self {
+        let mut c = TrainConfig::copy_paper(kind);
+        c.epochs = 10;
+        c.model.hidden = 64;
+        c.model.controller = 16;
+        if let Some(copy) = &mut c.model.copy {
+            copy.delay = 50;
+        }
+        c
+    }
+
+    /// A preset by name: one of [`SEQ_PRESETS`], or `copy-MODEL` and `copy-MODEL-small`
+    /// for the copy task with any sequence model (`copy-arun`, `copy-rnn-relu-small`, …).
     pub fn sequence_preset(name: &str) -> Result<Self> {
         let unknown = || {
             Error::config(
                 "preset",
                 format!("{name:?}"),
-                format!("one of {}", SEQ_PRESETS.join(", ")),
+                format!(
+                    "one of {}, or copy-MODEL[-small] with MODEL one of the first eight",
+                    SEQ_PRESETS.join(", ")
+                ),
             )
         };
-        let (base, small) = match name.strip_suffix("-small") {
+        let (copy, rest) = match name.strip_prefix("copy-") {
+            Some(rest) => (true, rest),
+            None => (false, name),
+        };
+        let (base, small) = match rest.strip_suffix("-small") {
             Some(base) => (base, true),
-            None => (name, false),
+            None => (rest, false),
         };
         let kind: SeqKind = base.parse().map_err(|_| unknown())?;
-        Ok(if small {
-            TrainConfig::sequence_small(kind)
-        } else {
-            TrainConfig::sequence_paper(kind)
+        Ok(match (copy, small) {
+            (false, false) => TrainConfig::sequence_paper(kind),
+            (false, true) => TrainConfig::sequence_small(kind),
+            (true, false) => TrainConfig::copy_paper(kind),
+            (true, true) => TrainConfig::copy_small(kind),
         })
+    }
+
+    /// Whether `name` is a sequence-model preset.
+    pub fn is_sequence_preset(name: &str) -> bool {
+        TrainConfig::sequence_preset(name).is_ok()
     }
 }
 

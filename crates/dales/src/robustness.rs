@@ -30,6 +30,7 @@ use rand_distr::{Distribution, Normal};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::learner::Learner;
 use crate::nn::seq::SeqClassifier;
 use crate::run::{host_f64, score};
 
@@ -160,6 +161,21 @@ pub enum Drive {
         /// Seed of the noise.
         seed: u64,
     },
+    /// Fresh `N(μ, c·I)` per sequence and step for `p ≤ t < p + L`: the figure code's
+    /// multivariate-normal drive (`mvnormal-m5.0-cov2.0-l200-p200`: `μ = 5`, `c = 2`; spec C4
+    /// reads `Σ = c·I` from that label, UNVERIFIED), from a seeded generator.
+    Normal {
+        /// Mean `μ` of every neuron's drive.
+        mean: f64,
+        /// Variance `c` of every neuron's drive (the covariance is `c·I`).
+        cov: f64,
+        /// Window position `p`.
+        position: usize,
+        /// Window length `L`.
+        length: usize,
+        /// Seed of the samples.
+        seed: u64,
+    },
 }
 
 impl Drive {
@@ -185,11 +201,24 @@ impl Drive {
         }
     }
 
-    /// The drive's size (`ξ`).
+    /// The multivariate-normal drive `N(μ, c·I)` on the same window as [`Drive::paper_step`].
+    pub fn paper_normal(mean: f64, cov: f64, steps: usize, seed: u64) -> Drive {
+        let w = (steps as f64 * 200.0 / 784.0).round() as usize;
+        Drive::Normal {
+            mean,
+            cov,
+            position: w,
+            length: w,
+            seed,
+        }
+    }
+
+    /// The drive's size (`ξ`): the step's amplitude, the noise's std, the normal drive's mean.
     pub fn amplitude(&self) -> f64 {
         match *self {
             Drive::Step { amplitude, .. } => amplitude,
             Drive::Noise { std, .. } => std,
+            Drive::Normal { mean, .. } => mean,
         }
     }
 
@@ -223,6 +252,18 @@ impl Drive {
                     return Err(Error::config("drive.std", std, "a std ≥ 0"));
                 }
                 (position, length, std)
+            }
+            Drive::Normal {
+                mean,
+                cov,
+                position,
+                length,
+                ..
+            } => {
+                if !(cov >= 0.0 && cov.is_finite()) {
+                    return Err(Error::config("drive.cov", cov, "a finite variance ≥ 0"));
+                }
+                (position, length, mean)
             }
         };
         if !size.is_finite() {
@@ -259,22 +300,57 @@ impl Drive {
                 position,
                 length,
                 seed,
-            } => {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed);
-                let law = Normal::new(0.0, std).expect("validated std");
-                (0..steps)
-                    .map(|t| {
-                        (t >= position && t < position + length).then(|| {
-                            let v: Vec<f32> = (0..batch * hidden)
-                                .map(|_| law.sample(&mut rng) as f32)
-                                .collect();
-                            Tensor::from_data(TensorData::new(v, [batch, hidden]), device)
-                        })
-                    })
-                    .collect()
-            }
+            } => gaussian(
+                0.0,
+                std,
+                position..position + length,
+                seed,
+                [batch, hidden],
+                steps,
+                device,
+            ),
+            Drive::Normal {
+                mean,
+                cov,
+                position,
+                length,
+                seed,
+            } => gaussian(
+                mean,
+                cov.sqrt(),
+                position..position + length,
+                seed,
+                [batch, hidden],
+                steps,
+                device,
+            ),
         }
     }
+}
+
+/// Fresh `N(mean, std²)` samples of shape `shape` at every step in `window` (`None`
+/// elsewhere), drawn step by step from one seeded generator.
+fn gaussian(
+    mean: f64,
+    std: f64,
+    window: std::ops::Range<usize>,
+    seed: u64,
+    shape: [usize; 2],
+    steps: usize,
+    device: &Device,
+) -> Vec<Option<Tensor<2>>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let law = Normal::new(mean, std).expect("validated mean and std");
+    (0..steps)
+        .map(|t| {
+            window.contains(&t).then(|| {
+                let v: Vec<f32> = (0..shape[0] * shape[1])
+                    .map(|_| law.sample(&mut rng) as f32)
+                    .collect();
+                Tensor::from_data(TensorData::new(v, shape), device)
+            })
+        })
+        .collect()
 }
 
 /// Mean cross-entropy and error (%) of `model` on the first `limit` examples of `split` (all
@@ -289,6 +365,13 @@ pub fn evaluate_under(
     limit: Option<usize>,
 ) -> Result<(f64, f64)> {
     let steps = model.steps();
+    if model.config().copy.is_some() {
+        return Err(Error::config(
+            "model.copy",
+            "a copy-task model",
+            "an image-classification model: the robustness tests classify images",
+        ));
+    }
     if let Some(d) = drive {
         d.validate(steps)?;
     }
@@ -299,13 +382,14 @@ pub fn evaluate_under(
     let device = model.device();
     let n = limit.unwrap_or(split.len()).min(split.len());
     let mut xs = Vec::new();
-    Ok(score(split, n, chunk, |idx| {
+    Ok(score(n, chunk, |idx| {
         model.sequences(split, idx, &mut xs);
         if let Some(t) = transform {
             t.apply(&mut xs, steps);
         }
         let drives = drive.map(|d| d.tensors(idx.len(), model.hidden(), steps, &device));
         let at = |t: usize| drives.as_ref().and_then(|d| d[t].clone());
-        host_f64(model.forward_sequences(std::mem::take(&mut xs), idx.len(), &at))
+        let logits = host_f64(model.forward_sequences(std::mem::take(&mut xs), idx.len(), &at));
+        (logits, model.targets(split, idx))
     }))
 }

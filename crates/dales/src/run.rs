@@ -58,9 +58,10 @@ pub struct Dataset {
 impl Dataset {
     /// Load the configured dataset (default Fashion-MNIST) with the configured validation split.
     pub fn load<M: ModelSpec>(config: &TrainConfig<M>) -> Result<Dataset> {
-        let data = match &config.data.dir {
-            Some(dir) => MnistLike::load_dir(dir)?,
-            None => MnistLike::load_default()?,
+        let data = match (config.model.generated_data()?, &config.data.dir) {
+            (Some(generated), _) => generated,
+            (None, Some(dir)) => MnistLike::load_dir(dir)?,
+            (None, None) => MnistLike::load_default()?,
         };
         config.model.check_data(&data.train, data.n_classes())?;
         if config.data.validation > 0 {
@@ -191,7 +192,7 @@ struct Progress {
     loss_sum: f64,
     /// Correct predictions in the current epoch.
     correct: u64,
-    /// Examples seen in the current epoch.
+    /// Rows scored in the current epoch (examples, or steps for the copy task).
     seen: u64,
     /// Seconds spent before this process.
     elapsed: f64,
@@ -399,7 +400,6 @@ impl<M: ModelSpec> Trainer<M> {
         let start = Instant::now();
         let elapsed0 = self.progress.elapsed;
         let seconds = |start: &Instant| elapsed0 + start.elapsed().as_secs_f64();
-        let mut y64 = Vec::new();
         while self.progress.epoch < self.config.epochs {
             let epoch = self.progress.epoch + 1;
             let batches = self.order.batches(self.progress.epoch as u64);
@@ -410,9 +410,8 @@ impl<M: ModelSpec> Trainer<M> {
             });
             for b in self.progress.batch..batches.len() {
                 let idx = batches.get(b).expect("batch index within the epoch");
-                self.data.train.gather_labels(idx, &mut y64);
-                let labels: Vec<usize> = y64.iter().map(|&v| v as usize).collect();
-                let n = idx.len();
+                let labels = self.model.targets(&self.data.train, idx);
+                let n = labels.len();
                 let lr = self.lr();
                 let logits = self.model.logits(&self.data.train, idx, &self.device);
                 let n_out = logits.dims()[1];
@@ -573,36 +572,37 @@ pub struct Summary {
 /// without autodiff.
 pub fn evaluate<L: Learner>(model: &L, split: &Split, chunk: usize) -> (f64, f64) {
     let (model, device) = inference(model);
-    score(split, split.len(), chunk, |idx| {
-        host_f64(model.logits(split, idx, &device))
+    score(split.len(), chunk, |idx| {
+        (
+            host_f64(model.logits(split, idx, &device)),
+            model.targets(split, idx),
+        )
     })
 }
 
-/// Mean cross-entropy and error (%) over the first `n` examples of `split`, in chunks of
-/// `chunk`, from `logits(idx)`: the row-major host logits of examples `idx`.
+/// Mean cross-entropy and error (%) over the first `n` examples, in chunks of `chunk`, from
+/// `batch(idx)`: the row-major host logits of examples `idx` and the class of each row (one
+/// row per example, or one per step for the copy task).
 pub fn score(
-    split: &Split,
     n: usize,
     chunk: usize,
-    mut logits: impl FnMut(&[usize]) -> Vec<f64>,
+    mut batch: impl FnMut(&[usize]) -> (Vec<f64>, Vec<usize>),
 ) -> (f64, f64) {
-    let mut y = Vec::new();
-    let (mut loss, mut correct) = (0.0f64, 0usize);
+    let (mut loss, mut correct, mut rows) = (0.0f64, 0usize, 0usize);
     let all: Vec<usize> = (0..n).collect();
     for idx in all.chunks(chunk.max(1)) {
-        let logits = logits(idx);
-        split.gather_labels(idx, &mut y);
-        let c = logits.len() / idx.len();
-        for (row, &label) in logits.chunks_exact(c).zip(&y) {
+        let (logits, labels) = batch(idx);
+        let c = logits.len() / labels.len().max(1);
+        for (row, &label) in logits.chunks_exact(c).zip(&labels) {
             let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let lse = m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-            loss += lse - row[label as usize];
+            loss += lse - row[label];
         }
-        let labels: Vec<usize> = y.iter().map(|&v| v as usize).collect();
         correct += count_correct(&logits, c, &labels);
+        rows += labels.len();
     }
-    let n = n.max(1) as f64;
-    (loss / n, 100.0 * (1.0 - correct as f64 / n))
+    let rows = rows.max(1) as f64;
+    (loss / rows, 100.0 * (1.0 - correct as f64 / rows))
 }
 
 /// Logits of the first `n` examples of `split` (the `--logits-out` of `dales eval`).

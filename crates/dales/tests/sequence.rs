@@ -265,6 +265,25 @@ fn drives_follow_spec_c4() {
     let sd = (v.iter().map(|x| x * x).sum::<f64>() / v.len() as f64).sqrt();
     assert!((sd - 2.0).abs() < 0.1, "noise std {sd}");
     assert!(a[100].is_none() && a[450].is_none());
+    // Multivariate normal N(μ, c·I) on 200 ≤ t < 400: 2000 samples per step, so the sample
+    // mean is within 4 s.e. (4·√(2/2000) ≈ 0.13) of 5 and the variance within 4 s.e.
+    // (4·2·√(2/2000) ≈ 0.25) of 2.
+    let m = Drive::paper_normal(5.0, 2.0, 784, 3).tensors(50, 40, 784, &dales::device::cpu());
+    let on: Vec<usize> = (0..784).filter(|&t| m[t].is_some()).collect();
+    assert_eq!(on, (200..400).collect::<Vec<_>>());
+    for t in [200, 399] {
+        let v: Vec<f64> = m[t]
+            .clone()
+            .unwrap()
+            .into_data()
+            .convert::<f64>()
+            .try_into_vec::<f64>()
+            .unwrap();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+        assert!((mean - 5.0).abs() < 0.13, "mvnormal mean {mean}");
+        assert!((var - 2.0).abs() < 0.25, "mvnormal variance {var}");
+    }
     // Windows outside the sequence and non-finite amplitudes are errors naming the drive.
     for bad in [
         Drive::Step {
@@ -282,6 +301,8 @@ fn drives_follow_spec_c4() {
             position: 1,
             length: 0,
         },
+        Drive::paper_normal(5.0, -1.0, 49, 0),
+        Drive::paper_normal(f64::INFINITY, 2.0, 49, 0),
     ] {
         let err = bad.validate(49).unwrap_err().to_string();
         assert!(err.contains("drive"), "{err}");
@@ -306,4 +327,82 @@ fn plateau_schedule_matches_pytorch_rule() {
         lr = p.update(&mut state, lr, *loss);
         assert_eq!(lr, want, "after loss {loss}");
     }
+}
+
+/// The copy task end to end through the trainer: an RNN learns to replay 3 symbols of 4 after
+/// a delay of 8 (14 steps), beating the memoryless baseline `L ln S / N` on held-out
+/// sequences, and the checkpoint reloads to the same test loss.
+#[test]
+fn copy_task_beats_the_memoryless_baseline() {
+    use dales::nn::seq::CopyConfig;
+    let mut c = TrainConfig::copy_small(SeqKind::RnnRelu);
+    let copy = CopyConfig {
+        delay: 8,
+        length: 3,
+        symbols: 4,
+        train: 2_000,
+        test: 200,
+        seed: 5,
+    };
+    let baseline = copy.spec().baseline_loss();
+    c.model.copy = Some(copy);
+    c.model.n_out = 5;
+    c.model.hidden = 32;
+    c.epochs = 4;
+    let dir = temp_dir("copy-run");
+    let data = Dataset::load(&c).unwrap();
+    assert_eq!(data.eval_name, "test");
+    assert_eq!((data.train.len(), data.eval.len()), (2_000, 200));
+    let mut t = Trainer::new(c.clone(), data.clone(), &dir).unwrap();
+    assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
+    let last = read_metrics(&dir.join(files::METRICS))
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert!(
+        last.test_loss < 0.7 * baseline,
+        "copy test loss {} vs baseline {baseline}",
+        last.test_loss
+    );
+    let model = load_seq(
+        &dir.join(files::CHECKPOINT),
+        Some(&c.model),
+        &dales::device::cpu(),
+    )
+    .unwrap();
+    let (loss, _) = evaluate(&model, &data.eval, 50);
+    assert!((loss - last.test_loss).abs() < 1e-5);
+    // Robustness tests classify images: a copy model is refused with a named error.
+    let err = evaluate_under(&model, &data.eval, None, None, 50, None).unwrap_err();
+    assert!(err.to_string().contains("model.copy"), "{err}");
+    // Bad sizes name their key.
+    for (bad, key) in [
+        (
+            CopyConfig {
+                length: 0,
+                ..CopyConfig::paper()
+            },
+            "model.copy",
+        ),
+        (
+            CopyConfig {
+                train: 0,
+                ..CopyConfig::paper()
+            },
+            "model.copy.train",
+        ),
+    ] {
+        let mut m = SeqConfig::copy_paper(SeqKind::Arun);
+        m.copy = Some(bad);
+        let err = m.validate().unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+    }
+    let mut m = SeqConfig::copy_paper(SeqKind::Gru);
+    m.n_out = 10;
+    assert!(
+        m.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("model.n_out")
+    );
 }

@@ -67,3 +67,18 @@ pub fn run<C: Recurrent>(
     }
     state
 }
+
+/// Roll `cell` over `xs (B, T, in)` from the zero state without a drive and return the output
+/// `h_t (B, H)` of every step (for tasks with a readout at every step, such as the copy task).
+pub fn outputs<C: Recurrent>(cell: &C, xs: Tensor<3>) -> Vec<Tensor<2>> {
+    let [b, steps, d] = xs.dims();
+    let prepared = cell.prepare();
+    let mut state = cell.zero_state(b);
+    let mut out = Vec::with_capacity(steps);
+    for t in 0..steps {
+        let x_t = xs.clone().slice([0..b, t..t + 1, 0..d]).reshape([b, d]);
+        state = cell.step(&prepared, x_t, state, None);
+        out.push(cell.output(&state));
+    }
+    out
+}

@@ -17,8 +17,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use dales_data::Split;
+use dales_data::copy::CopySpec;
 use dales_data::sequence::SequenceSpec;
+use dales_data::{MnistLike, Split};
 use serde::{Deserialize, Serialize};
 
 use super::arun::{ArunCell, ArunConfig};
@@ -27,7 +28,7 @@ use super::gated::{GruCell, GruConfig, LstmCell, LstmConfig};
 use super::init::{InitRng, matrix};
 use super::layer::Layer;
 use super::param::{Fan, ParamLayer, ParamValue, Parameterised, param};
-use super::recurrent::{Recurrent, run};
+use super::recurrent::{Recurrent, outputs, run};
 use super::rnn::{Activation, GammaShape, RnnCell, RnnConfig};
 use crate::error::{Error, Result};
 
@@ -141,6 +142,86 @@ pub struct SeqConfig {
     /// Seed of the fixed pixel permutation (psMNIST); absent: row-major order (sMNIST).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub permutation_seed: Option<u64>,
+    /// The copy task instead of image classification: one-hot symbol inputs, a readout at
+    /// every step, the data generated from its seed (`rows`, `cols`, `pool` and
+    /// `permutation_seed` are then unused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyConfig>,
+}
+
+/// The `[model.copy]` section: the copy task's sizes and its generated data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    /// Steps between the first symbol and the first recall step (the paper: 200).
+    pub delay: usize,
+    /// Symbols to copy (the paper: 10).
+    #[serde(default = "default_copy_length")]
+    pub length: usize,
+    /// Alphabet size (the paper: 8).
+    #[serde(default = "default_copy_symbols")]
+    pub symbols: usize,
+    /// Training sequences generated (one epoch).
+    #[serde(default = "default_copy_train")]
+    pub train: usize,
+    /// Test sequences generated.
+    #[serde(default = "default_copy_test")]
+    pub test: usize,
+    /// Seed of the generated sequences (the test set uses `seed + 1`).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_copy_length() -> usize {
+    10
+}
+fn default_copy_symbols() -> usize {
+    8
+}
+fn default_copy_train() -> usize {
+    10_000
+}
+fn default_copy_test() -> usize {
+    1_000
+}
+
+impl CopyConfig {
+    /// The paper's copy task (spec C3): delay 200, 10 symbols of 8, and 10,000 training and
+    /// 1,000 test sequences.
+    pub fn paper() -> Self {
+        CopyConfig {
+            delay: 200,
+            length: default_copy_length(),
+            symbols: default_copy_symbols(),
+            train: default_copy_train(),
+            test: default_copy_test(),
+            seed: 0,
+        }
+    }
+
+    /// The sizes.
+    pub fn spec(&self) -> CopySpec {
+        CopySpec {
+            delay: self.delay,
+            length: self.length,
+            symbols: self.symbols,
+        }
+    }
+
+    /// The generated training and test sequences.
+    pub fn generate(&self) -> Result<MnistLike> {
+        let spec = self.spec();
+        let bad =
+            |key: &str, v: usize, e: dales_data::DataError| Error::config(key, v, e.to_string());
+        Ok(MnistLike {
+            train: spec
+                .generate(self.train, self.seed)
+                .map_err(|e| bad("model.copy.train", self.train, e))?,
+            test: spec
+                .generate(self.test, self.seed + 1)
+                .map_err(|e| bad("model.copy.test", self.test, e))?,
+        })
+    }
 }
 
 fn default_controller() -> usize {
@@ -170,7 +251,24 @@ impl SeqConfig {
             cols: default_side(),
             pool: default_pool(),
             permutation_seed: Some(400),
+            copy: None,
         }
+    }
+
+    /// The adaptation paper's copy task (spec C3): `H = 128`, delay 200, 10 symbols of 8.
+    pub fn copy_paper(kind: SeqKind) -> Self {
+        let copy = CopyConfig::paper();
+        SeqConfig {
+            hidden: 128,
+            n_out: copy.spec().classes(),
+            copy: Some(copy),
+            ..SeqConfig::paper(kind)
+        }
+    }
+
+    /// Inputs per step: 1 pixel, or the copy task's one-hot symbol.
+    pub fn n_in(&self) -> usize {
+        self.copy.as_ref().map_or(1, |c| c.spec().input_size())
     }
 
     /// How images become sequences.
@@ -183,6 +281,9 @@ impl SeqConfig {
 
     /// Steps per sequence.
     pub fn steps(&self) -> Result<usize> {
+        if let Some(copy) = &self.copy {
+            return Ok(copy.spec().steps());
+        }
         self.sequence()
             .steps(self.rows, self.cols)
             .map_err(|_| self.pool_error())
@@ -221,6 +322,30 @@ impl SeqConfig {
             return Err(Error::config("model.s0", self.s0, "a finite saturation"));
         }
         self.steps()?;
+        if let Some(copy) = &self.copy {
+            let spec = copy.spec();
+            spec.validate()
+                .map_err(|e| Error::config("model.copy", format!("{spec:?}"), e.to_string()))?;
+            for (key, n) in [
+                ("model.copy.train", copy.train),
+                ("model.copy.test", copy.test),
+            ] {
+                if n == 0 {
+                    return Err(Error::config(key, 0, "at least 1 sequence"));
+                }
+            }
+            if self.n_out != spec.classes() {
+                return Err(Error::config(
+                    "model.n_out",
+                    self.n_out,
+                    format!(
+                        "{}: the copy task's blank and {} symbols",
+                        spec.classes(),
+                        spec.symbols
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -233,21 +358,21 @@ impl SeqConfig {
                 RnnConfig {
                     n0: self.n0,
                     s0: self.s0,
-                    ..RnnConfig::new(1, self.hidden, activation)
+                    ..RnnConfig::new(self.n_in(), self.hidden, activation)
                 }
                 .init(&mut rng, device)?,
             )),
             None => match self.kind {
                 SeqKind::Lstm => SeqCell::Lstm(Box::new(
                     LstmConfig {
-                        n_in: 1,
+                        n_in: self.n_in(),
                         hidden: self.hidden,
                     }
                     .init(&mut rng, device)?,
                 )),
                 SeqKind::Gru => SeqCell::Gru(Box::new(
                     GruConfig {
-                        n_in: 1,
+                        n_in: self.n_in(),
                         hidden: self.hidden,
                     }
                     .init(&mut rng, device)?,
@@ -255,7 +380,7 @@ impl SeqConfig {
                 _ => SeqCell::Arun(Box::new(
                     ArunConfig {
                         n0: self.n0,
-                        ..ArunConfig::new(1, self.hidden, self.controller)
+                        ..ArunConfig::new(self.n_in(), self.hidden, self.controller)
                     }
                     .init(&mut rng, device)?,
                 )),
@@ -269,10 +394,13 @@ impl SeqConfig {
             weight: param(matrix(&w, self.n_out, self.hidden, device)),
             bias: param(matrix(&b, 1, self.n_out, device).reshape([self.n_out])),
         };
-        let order = self
-            .sequence()
-            .order(self.rows, self.cols)
-            .map_err(|_| self.pool_error())?;
+        let order = match &self.copy {
+            Some(copy) => (0..copy.spec().steps()).collect(),
+            None => self
+                .sequence()
+                .order(self.rows, self.cols)
+                .map_err(|_| self.pool_error())?,
+        };
         Ok(SeqClassifier {
             cell,
             readout,
@@ -327,16 +455,24 @@ impl SeqClassifier {
         self.readout.weight.val().device()
     }
 
-    /// Append the sequences of `split`'s images `idx` to `out`, `(B, T)` row-major.
+    /// The sequences of `split`'s examples `idx` into `out` (cleared first), `(B, T, in)`
+    /// row-major: pixel values, or the copy task's one-hot symbols.
     pub fn sequences(&self, split: &Split, idx: &[usize], out: &mut Vec<f32>) {
         out.clear();
+        if let Some(copy) = &self.config.copy {
+            let spec = copy.spec();
+            for &i in idx {
+                spec.one_hot(split.image(i), out);
+            }
+            return;
+        }
         let spec = self.config.sequence();
         for &i in idx {
             spec.append(split.image(i), split.rows(), split.cols(), &self.order, out);
         }
     }
 
-    /// The last hidden state `h_T (B, H)` for sequences `xs` (`(B, T)` row-major) with
+    /// The last hidden state `h_T (B, H)` for sequences `xs` (`(B, T, in)` row-major) with
     /// `drive(t)` added to every hidden pre-activation at step `t`.
     pub fn last_hidden(
         &self,
@@ -344,10 +480,46 @@ impl SeqClassifier {
         batch: usize,
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
-        let t = self.steps();
-        assert_eq!(xs.len(), batch * t, "sequences are (batch, steps)");
-        let xs = Tensor::<3>::from_data(TensorData::new(xs, [batch, t, 1]), &self.device());
-        self.last_hidden_of(xs, drive)
+        self.last_hidden_of(self.input(xs, batch), drive)
+    }
+
+    /// `xs` (`(B, T, in)` row-major) as a tensor on the model's device.
+    fn input(&self, xs: Vec<f32>, batch: usize) -> Tensor<3> {
+        let (t, d) = (self.steps(), self.config.n_in());
+        assert_eq!(
+            xs.len(),
+            batch * t * d,
+            "sequences are (batch, steps, inputs)"
+        );
+        Tensor::<3>::from_data(TensorData::new(xs, [batch, t, d]), &self.device())
+    }
+
+    /// The readout of every step, `(B·T, n_out)` with row `b·T + t`, for sequences `xs`
+    /// (`(B, T, in)` row-major): the copy task's outputs.
+    pub fn step_logits(&self, xs: Vec<f32>, batch: usize) -> Tensor<2> {
+        let xs = self.input(xs, batch);
+        let hs = match &self.cell {
+            SeqCell::Rnn(c) => outputs(c.as_ref(), xs),
+            SeqCell::Arun(c) => outputs(c.as_ref(), xs),
+            SeqCell::Lstm(c) => outputs(c.as_ref(), xs),
+            SeqCell::Gru(c) => outputs(c.as_ref(), xs),
+        };
+        let steps = hs.len();
+        let [b, h] = hs[0].dims();
+        let hs = Tensor::stack::<3>(hs, 1).reshape([b * steps, h]);
+        self.readout.forward(hs)
+    }
+
+    /// The target of every row of [`SeqClassifier::step_logits`] (copy task), or `None` for
+    /// an image task (one label per example).
+    pub fn step_targets(&self, split: &Split, idx: &[usize]) -> Option<Vec<usize>> {
+        let spec = self.config.copy.as_ref()?.spec();
+        let (mut all, mut one) = (Vec::new(), Vec::new());
+        for &i in idx {
+            spec.targets(split.image(i), &mut one);
+            all.extend_from_slice(&one);
+        }
+        Some(all)
     }
 
     /// The last hidden state `h_T (B, H)` for an input tensor `xs (B, T, 1)` of any length
@@ -359,7 +531,7 @@ impl SeqClassifier {
     ) -> Tensor<2> {
         match &self.cell {
             SeqCell::Rnn(c) => c.output(&run(c.as_ref(), xs, drive)),
-            SeqCell::Arun(c) => c.output(&run(c.as_ref(), xs, drive)),
+            SeqCell::Arun(c) => c.last_hidden(xs, drive),
             SeqCell::Lstm(c) => c.output(&run(c.as_ref(), xs, drive)),
             SeqCell::Gru(c) => c.output(&run(c.as_ref(), xs, drive)),
         }
