@@ -53,22 +53,39 @@ pub struct BenchArgs {
     /// fused ops gain).
     #[arg(long)]
     pub plain: bool,
-    /// Time only the full-size ARUN training step (batch 100, H 400, controller 50, Adam) at
-    /// these sequence lengths, like `bench.py --arun-cpu --arun-seq T` (2 timed steps after 1
-    /// warm-up; `--steps` overrides).
+    /// Time only the full-size recurrent training step (batch 100, H 400, controller 50, Adam)
+    /// of `--seq-model` at these sequence lengths, like `bench.py --arun-cpu --arun-seq T`
+    /// (`--seq-timed` timed steps after 1 warm-up).
     #[arg(long, value_delimiter = ',', value_name = "T")]
     pub arun_seq: Vec<usize>,
+    /// The recurrent model of `--arun-seq`: arun, or rnn-gamma-het (the reference's
+    /// `--gamma-rnn` GammaRnn), rnn-relu, … (any sequence model).
+    #[arg(long, default_value = "arun")]
+    pub seq_model: String,
+    /// Timed steps per sequence length of `--arun-seq`.
+    #[arg(long, default_value_t = 2)]
+    pub seq_timed: usize,
 }
 
 /// `dales bench --arun-seq T,…`.
 fn bench_arun(args: &BenchArgs, device: &dales::device::Device) -> Result<ExitCode> {
     use dales::nn::seq::{SeqConfig, SeqKind};
-    let config = SeqConfig::paper(SeqKind::Arun);
-    let timed = if args.steps == 100 {
-        2
-    } else {
-        args.steps.max(1)
+    let kind: SeqKind = args
+        .seq_model
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--seq-model {}: {e}", args.seq_model))?;
+    if args.seq_timed == 0 {
+        bail!("--seq-timed 0: at least one timed step is needed");
+    }
+    let config = SeqConfig::paper(kind);
+    // The reference's names: arun_psmnist_h400, gamma_rnn_psmnist_h400.
+    let name = match kind {
+        SeqKind::Arun => "arun".to_string(),
+        SeqKind::RnnGammaHet => "gamma_rnn".to_string(),
+        other => other.to_string(),
     };
+    let name = format!("{name}_psmnist_h400");
+    let timed = args.seq_timed;
     let mut results = Vec::new();
     for &t in &args.arun_seq {
         if t == 0 {
@@ -79,13 +96,13 @@ fn bench_arun(args: &BenchArgs, device: &dales::device::Device) -> Result<ExitCo
         sorted.sort_by(f64::total_cmp);
         let median = sorted[sorted.len() / 2];
         eprintln!(
-            "arun_psmnist_h400 T {t}: median {median:.0} ms/step ({:.2} ms per time step), \
+            "{name} T {t}: median {median:.0} ms/step ({:.2} ms per time step), \
              projected epoch of 500 batches at T = {t}: {:.1} min",
             median / t as f64,
             median * 500.0 / 60_000.0
         );
         results.push(json!({
-            "name": "arun_psmnist_h400", "seq_len": t, "batch": 100, "hidden": 400,
+            "name": name, "seq_len": t, "batch": 100, "hidden": 400,
             "controller": 50, "ms": ms, "median_ms": median,
         }));
     }

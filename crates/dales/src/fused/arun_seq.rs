@@ -1,35 +1,31 @@
-//! A whole ARUN sequence (spec C2) as one forward pass and one hand-written backward through
-//! time on host slices, instead of a dozen framework ops per time step.
+//! The ARUN controller (spec C2) as the [`Cell`] of a fused sequence ([`super::sequence`]):
+//! the recurrence `a_t = x_t Uᵀ + h_{t−1} Wᵀ + b` is the shared driver's, and this supplies
+//! `h_t = φ_t(a_t)` for all `R = B·H` neurons, in row blocks on rayon tasks:
+//! `g_t = tanh(a_t u + g_{t−1} W_ggᵀ + c)`, `n_t = w_gn·g_t + b_gn`, `s_t = w_gs·g_t + b_gs`,
+//! `h_t = γ(a_t; max(n_t, N_MIN), s_t)`, with `K` controller units per neuron.
 //!
-//! Forward, for `t = 1..T`, with `R = B·H` neurons and `K` controller units:
-//! - `a_t = x_t Uᵀ + h_{t−1} Wᵀ + b` (`B × H × H` GEMM, rayon-parallel);
-//! - per neuron, in row blocks on rayon tasks: `g_t = tanh(a_t u + g_{t−1} W_ggᵀ + c)`,
-//!   `n_t = w_gn·g_t + b_gn`, `s_t = w_gs·g_t + b_gs`, `h_t = γ(a_t; max(n_t, N_MIN), s_t)`.
+//! The controller states `g_t` take `R·K` floats per step (8 MB at the paper's size). When
+//! all `T + 1` fit in [`memory_budget`] they are all kept; otherwise only every `C`-th
+//! (`C = ⌈√T⌉`) is, and the backward recomputes one segment of `C` states at a time from its
+//! checkpoint (the controller alone, from the stored `a_t`): one extra controller forward for
+//! `O(√T)` memory. The recomputed states are bit-identical to the forward's.
 //!
-//! Only `h_T` leaves the op. The tape keeps every `a_t` and `h_t` (`B·H` each) and the
-//! controller states `g_t` (`R·K` each, 8 MB per step at the paper's size). When all of them
-//! fit in [`memory_budget`] they are all kept; otherwise only every `C`-th (`C = ⌈√T⌉`) is,
-//! and the backward recomputes one segment of `C` states at a time from its checkpoint (the
-//! controller alone, from the stored `a_t`): one extra controller forward for `O(√T)` memory.
-//! The recomputed states are bit-identical to the forward's.
-//!
-//! Backward, for `t = T..1`, from `dh_t`:
+//! Backward at step `t`, from `dh_t`:
 //! - the gamma partials give `∂a` directly and `dn`, `ds` (`dn = 0` where `n_t < N_MIN`);
 //! - `dg_t = dg_carry + dn w_gn + ds w_gs`, `dp = dg_t ⊙ (1 − g_t²)`, `da_t += dp·u`;
 //! - per row block: `dg_carry ← dp W_gg`, `dW_gg += dpᵀ g_{t−1}` (block accumulators, summed
-//!   at the end);
-//! - `dh_{t−1} = da_t W`.
+//!   by [`Controller::grads`]).
 //!
-//! `dW = Σ_t da_tᵀ h_{t−1}` is one `H × TB × H` GEMM at the end (each `a_t` on the tape is
-//! overwritten by `da_t` once used). The step-by-step tensor version ([`crate::nn::arun`]) is
-//! the reference this is tested against (`tests/arun.rs`).
+//! The step-by-step tensor version ([`crate::nn::arun`]) is the reference this is tested
+//! against (`tests/arun.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::gemm::{View, matmul, matmul_serial};
+use super::gemm::{View, matmul_serial};
 use super::math::{dot, parts_fast, simd_fn, tanh_f32};
+use super::sequence::Cell;
 use crate::nn::gamma::N_MIN;
 
 /// Rows (neurons) per rayon task.
@@ -37,7 +33,7 @@ const BLOCK: usize = 512;
 
 static BUDGET: AtomicUsize = AtomicUsize::new(1 << 30);
 
-/// Bytes of controller states the tape may keep before it switches to checkpoints and
+/// Bytes of controller states a sequence may keep before it switches to checkpoints and
 /// recomputation (1 GiB by default).
 pub fn memory_budget() -> usize {
     BUDGET.load(Ordering::Relaxed)
@@ -48,31 +44,9 @@ pub fn set_memory_budget(bytes: usize) {
     BUDGET.store(bytes, Ordering::Relaxed);
 }
 
-/// Sizes: batch `b`, steps `t`, inputs per step `d`, neurons `h`, controller units `k`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Dims {
-    pub b: usize,
-    pub t: usize,
-    pub d: usize,
-    pub h: usize,
-    pub k: usize,
-}
-
-impl Dims {
-    fn rows(&self) -> usize {
-        self.b * self.h
-    }
-}
-
-/// The parameters, with the bias pairs summed: `bias = b_xh + b_hh`, `c = b_ag + b_gg`.
+/// The controller's parameters, with `c = b_ag + b_gg`, borrowed by the kernels.
 #[derive(Debug, Clone, Copy)]
 pub struct Params<'a> {
-    /// `U_xh (H, d)`.
-    pub u: &'a [f32],
-    /// `W_hh (H, H)`.
-    pub w: &'a [f32],
-    /// `b_xh + b_hh (H)`.
-    pub bias: &'a [f32],
     /// `U_ag (K)`.
     pub u_ag: &'a [f32],
     /// `W_gg (K, K)`.
@@ -87,36 +61,24 @@ pub struct Params<'a> {
     pub b_gs: f32,
 }
 
-impl Tape {
-    /// The sizes of the sequence it recorded.
-    pub fn dims(&self) -> Dims {
-        self.dims
-    }
-}
-
 impl Params<'_> {
-    fn check(&self, d: Dims) {
-        assert_eq!(self.u.len(), d.h * d.d, "U_xh is (H, d)");
-        assert_eq!(self.w.len(), d.h * d.h, "W_hh is (H, H)");
-        assert_eq!(self.bias.len(), d.h, "b is (H)");
-        for (name, v) in [
-            ("U_ag", self.u_ag),
-            ("c", self.c),
-            ("W_gn", self.w_gn),
-            ("W_gs", self.w_gs),
-        ] {
-            assert_eq!(v.len(), d.k, "{name} has K entries");
+    /// Controller units `K`.
+    pub fn k(&self) -> usize {
+        self.u_ag.len()
+    }
+
+    fn check(&self) {
+        let k = self.k();
+        for (name, v) in [("c", self.c), ("W_gn", self.w_gn), ("W_gs", self.w_gs)] {
+            assert_eq!(v.len(), k, "{name} has K entries");
         }
-        assert_eq!(self.w_gg.len(), d.k * d.k, "W_gg is (K, K)");
+        assert_eq!(self.w_gg.len(), k * k, "W_gg is (K, K)");
     }
 }
 
 /// [`Params`] owning their values.
 #[derive(Debug, Clone)]
 pub struct OwnedParams {
-    pub u: Vec<f32>,
-    pub w: Vec<f32>,
-    pub bias: Vec<f32>,
     pub u_ag: Vec<f32>,
     pub w_gg: Vec<f32>,
     pub c: Vec<f32>,
@@ -130,9 +92,6 @@ impl OwnedParams {
     /// Borrowed.
     pub fn view(&self) -> Params<'_> {
         Params {
-            u: &self.u,
-            w: &self.w,
-            bias: &self.bias,
             u_ag: &self.u_ag,
             w_gg: &self.w_gg,
             c: &self.c,
@@ -144,26 +103,9 @@ impl OwnedParams {
     }
 }
 
-/// What the backward needs from the forward.
-#[derive(Debug, Clone)]
-pub struct Tape {
-    dims: Dims,
-    /// `a_t (B, H)` for `t = 1..T`, at `(t − 1)·B·H`.
-    a: Vec<f32>,
-    /// `h_t (B, H)` for `t = 0..T`, at `t·B·H`.
-    h: Vec<f32>,
-    /// `g_t (R, K)` for `t = 0..T` where kept (every step, or every `segment`-th).
-    g: Vec<Option<Vec<f32>>>,
-    segment: usize,
-}
-
-/// Gradients of every input.
+/// The controller's gradients.
 #[derive(Debug, Clone)]
 pub struct Grads {
-    pub u: Vec<f32>,
-    pub w: Vec<f32>,
-    /// Of `b_xh + b_hh` (each of the two gets it).
-    pub bias: Vec<f32>,
     pub u_ag: Vec<f32>,
     pub w_gg: Vec<f32>,
     /// Of `b_ag + b_gg` (each of the two gets it).
@@ -172,8 +114,187 @@ pub struct Grads {
     pub b_gn: f32,
     pub w_gs: Vec<f32>,
     pub b_gs: f32,
-    /// Of the inputs `xs (B, T, d)`, when asked for.
-    pub x: Option<Vec<f32>>,
+}
+
+/// The ARUN nonlinearity of a sequence of `steps` steps over `rows = B·H` neurons.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    p: OwnedParams,
+    rows: usize,
+    steps: usize,
+    segment: usize,
+    /// Kept states `g_t`, `t = 0..=T` (every step, or every `segment`-th).
+    kept: Vec<Option<Vec<f32>>>,
+    /// `g_{t−1}` during the forward.
+    g_prev: Option<Vec<f32>>,
+    /// The backward's states `g_base..=g_end` of the current segment.
+    states: Vec<Vec<f32>>,
+    base: usize,
+    /// `∂L/∂g_t` carried from step `t + 1`.
+    carry: Vec<f32>,
+    accs: Vec<Accum>,
+}
+
+impl Controller {
+    /// The controller for `rows` neurons over `steps` steps.
+    pub fn new(p: OwnedParams, rows: usize, steps: usize) -> Self {
+        p.view().check();
+        let bytes = (steps + 1) * rows * p.view().k() * std::mem::size_of::<f32>();
+        let segment = if bytes <= memory_budget() {
+            steps.max(1)
+        } else {
+            (steps as f64).sqrt().ceil().max(1.0) as usize
+        };
+        Controller {
+            p,
+            rows,
+            steps,
+            segment,
+            kept: Vec::new(),
+            g_prev: None,
+            states: Vec::new(),
+            base: 0,
+            carry: Vec::new(),
+            accs: Vec::new(),
+        }
+    }
+
+    fn keeps(&self, t: usize) -> bool {
+        t.is_multiple_of(self.segment) || self.segment == self.steps
+    }
+
+    /// The gradients accumulated by the backward.
+    pub fn grads(&self) -> Grads {
+        let k = self.p.view().k();
+        let mut total = Accum::new(k);
+        for acc in &self.accs {
+            let pairs: [(&mut Vec<f32>, &Vec<f32>); 5] = [
+                (&mut total.u_ag, &acc.u_ag),
+                (&mut total.c, &acc.c),
+                (&mut total.w_gg, &acc.w_gg),
+                (&mut total.w_gn, &acc.w_gn),
+                (&mut total.w_gs, &acc.w_gs),
+            ];
+            for (sum, part) in pairs {
+                for (s, &v) in sum.iter_mut().zip(part) {
+                    *s += v;
+                }
+            }
+            total.b_gn += acc.b_gn;
+            total.b_gs += acc.b_gs;
+        }
+        Grads {
+            u_ag: total.u_ag,
+            w_gg: total.w_gg,
+            c: total.c,
+            w_gn: total.w_gn,
+            b_gn: total.b_gn,
+            w_gs: total.w_gs,
+            b_gs: total.b_gs,
+        }
+    }
+
+    /// Load the states `g_base..=g_end` of the segment ending at `end`, recomputing those not
+    /// kept from `a_{base+1..=end}` (`earlier` holds `a_1..a_{end−1}`, `a_end` is `a_end`).
+    fn load_segment(&mut self, end: usize, earlier: &[f32], a_end: &[f32]) {
+        let (rows, p) = (self.rows, self.p.view());
+        let k = p.k();
+        // The last segment's first state is this one's last.
+        let mut old = std::mem::take(&mut self.states);
+        let mut reuse = (!old.is_empty() && self.base == end).then(|| old.swap_remove(0));
+        old.into_iter().for_each(pool::give_back);
+        let base = (end - 1) / self.segment * self.segment;
+        self.base = base;
+        let first = self.kept[base]
+            .take()
+            .expect("every segment starts at a kept state");
+        self.states.push(first);
+        for t in base + 1..=end {
+            let kept = if t == end { reuse.take() } else { None };
+            let g = match kept.or_else(|| self.kept[t].take()) {
+                Some(g) => g,
+                None => {
+                    let a = if t == end {
+                        a_end
+                    } else {
+                        &earlier[(t - 1) * rows..t * rows]
+                    };
+                    let mut g = pool::take(rows * k);
+                    let prev = &self.states[self.states.len() - 1];
+                    controller_step(a, prev, &mut g, None, &p, k);
+                    g
+                }
+            };
+            self.states.push(g);
+        }
+    }
+}
+
+impl Cell for Controller {
+    fn forward(&mut self, t: usize, a: &[f32], h: &mut [f32], save: bool) {
+        let (rows, k) = (self.rows, self.p.view().k());
+        if t == 1 {
+            let mut g0 = pool::take(rows * k);
+            g0.fill(0.0);
+            self.g_prev = Some(g0);
+            self.kept = vec![None; if save { self.steps + 1 } else { 0 }];
+        }
+        let g_prev = self.g_prev.take().expect("steps in order from 1");
+        let mut g = pool::take(rows * k);
+        controller_step(a, &g_prev, &mut g, Some(h), &self.p.view(), k);
+        if save && self.keeps(t - 1) {
+            self.kept[t - 1] = Some(g_prev);
+        } else {
+            pool::give_back(g_prev);
+        }
+        if t == self.steps {
+            if save && self.keeps(t) {
+                self.kept[t] = Some(g);
+            } else {
+                pool::give_back(g);
+            }
+        } else {
+            self.g_prev = Some(g);
+        }
+    }
+
+    fn backward(&mut self, t: usize, earlier: &[f32], da: &mut [f32], dh: &[f32]) {
+        let (rows, k) = (self.rows, self.p.view().k());
+        if t == self.steps {
+            self.carry = pool::take(rows * k);
+            self.carry.fill(0.0);
+            self.accs = vec![Accum::new(k); rows.div_ceil(BLOCK)];
+        }
+        if self.states.is_empty() || t <= self.base {
+            self.load_segment(t, earlier, da);
+        }
+        let base = self.base;
+        let g = &self.states[t - base];
+        let g_prev = (t > 1).then(|| self.states[t - 1 - base].as_slice());
+        let p = &self.p.view();
+        da.par_chunks_mut(BLOCK)
+            .zip(self.carry.par_chunks_mut(BLOCK * k))
+            .zip(self.accs.par_iter_mut())
+            .enumerate()
+            .for_each(|(i, ((da, carry), acc))| {
+                let r = i * BLOCK..i * BLOCK + da.len();
+                let gk = r.start * k..r.end * k;
+                block_backward(
+                    da,
+                    &dh[r],
+                    &g[gk.clone()],
+                    g_prev.map(|g| &g[gk]),
+                    carry,
+                    acc,
+                    p,
+                    k,
+                );
+            });
+        if t == 1 {
+            self.states.drain(..).for_each(pool::give_back);
+            pool::give_back(std::mem::take(&mut self.carry));
+        }
+    }
 }
 
 simd_fn! {
@@ -256,103 +377,6 @@ fn controller_step(
 }
 
 /// `a_t = x_t Uᵀ + h_{t−1} Wᵀ + b` into `a (B, H)`, with `xs (B, T, d)` and `t` 0-based.
-fn preactivation(a: &mut [f32], xs: &[f32], t: usize, h_prev: &[f32], p: &Params, dims: Dims) {
-    let Dims {
-        b, t: steps, d, h, ..
-    } = dims;
-    matmul(a, View::new(h_prev, b, h), View::new(p.w, h, h).t(), false);
-    let x_t = View {
-        data: &xs[t * d..],
-        rows: b,
-        cols: d,
-        row_stride: steps * d,
-        col_stride: 1,
-    };
-    matmul(a, x_t, View::new(p.u, h, d).t(), true);
-    for row in a.chunks_exact_mut(h) {
-        for (v, &bi) in row.iter_mut().zip(p.bias) {
-            *v += bi;
-        }
-    }
-}
-
-/// The checkpoint interval for `dims` under the current [`memory_budget`]: `T` (keep every
-/// state) when they fit, else `⌈√T⌉`.
-fn segment_for(dims: Dims) -> usize {
-    let bytes = (dims.t + 1) * dims.rows() * dims.k * std::mem::size_of::<f32>();
-    if bytes <= memory_budget() {
-        dims.t.max(1)
-    } else {
-        (dims.t as f64).sqrt().ceil().max(1.0) as usize
-    }
-}
-
-/// `h_T (B, H)` for `xs (B, T, d)`, and the tape when `save`.
-pub fn forward(dims: Dims, xs: &[f32], p: &Params, save: bool) -> (Vec<f32>, Option<Tape>) {
-    p.check(dims);
-    let Dims {
-        b, t: steps, d, k, ..
-    } = dims;
-    assert_eq!(xs.len(), b * steps * d, "xs is (B, T, d)");
-    let (rows, bh) = (dims.rows(), dims.rows());
-    let segment = segment_for(dims);
-    let (a_slots, h_slots) = if save {
-        (steps.max(1), steps + 1)
-    } else {
-        (1, 2)
-    };
-    let mut a_all = vec![0.0f32; a_slots * bh];
-    let mut h_all = vec![0.0f32; h_slots * bh];
-    let mut kept: Vec<Option<Vec<f32>>> = vec![None; if save { steps + 1 } else { 0 }];
-    let keep = |t: usize| save && (t.is_multiple_of(segment) || segment == steps);
-    let mut g_prev = pool::take(rows * k);
-    g_prev.fill(0.0);
-    for t in 1..=steps {
-        let a_slot = if save { t - 1 } else { 0 };
-        let (h_prev_slot, h_slot) = if save {
-            (t - 1, t)
-        } else {
-            ((t - 1) % 2, t % 2)
-        };
-        let a = &mut a_all[a_slot * bh..(a_slot + 1) * bh];
-        // h_{t−1} and h_t live in distinct slots of one buffer.
-        let (h_prev, h_t) = if h_prev_slot < h_slot {
-            let (lo, hi) = h_all.split_at_mut(h_slot * bh);
-            (&lo[h_prev_slot * bh..], &mut hi[..bh])
-        } else {
-            let (lo, hi) = h_all.split_at_mut(h_prev_slot * bh);
-            (&hi[..bh] as &[f32], &mut lo[h_slot * bh..(h_slot + 1) * bh])
-        };
-        preactivation(a, xs, t - 1, &h_prev[..bh], p, dims);
-        let mut g = pool::take(rows * k);
-        controller_step(a, &g_prev, &mut g, Some(h_t), p, k);
-        let old = std::mem::replace(&mut g_prev, g);
-        if keep(t - 1) {
-            kept[t - 1] = Some(old);
-        } else {
-            pool::give_back(old);
-        }
-    }
-    if keep(steps) {
-        kept[steps] = Some(g_prev);
-    } else {
-        pool::give_back(g_prev);
-    }
-    let last = if save { steps } else { steps % 2 };
-    let h_last = h_all[last * bh..(last + 1) * bh].to_vec();
-    let tape = save.then_some(Tape {
-        dims,
-        a: a_all,
-        h: h_all,
-        g: kept,
-        segment,
-    });
-    (h_last, tape)
-}
-
-/// Recycled controller-state buffers: a training step's tape reuses the pages of the last
-/// one's instead of faulting in fresh zeroed memory (8 MB per time step at the paper's
-/// size). The pool holds at most [`memory_budget`] bytes.
 mod pool {
     use std::sync::Mutex;
 
@@ -378,7 +402,7 @@ mod pool {
 }
 
 /// Per-block sums of the controller's gradients.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct Accum {
     u_ag: Vec<f32>,
     c: Vec<f32>,
@@ -484,152 +508,4 @@ fn block_backward(
     let dp = View::new(&acc.dp[..da.len() * k], da.len(), k);
     matmul_serial(carry, dp, View::new(p.w_gg, k, k), false);
     matmul_serial(&mut acc.w_gg, dp.t(), View::new(g_prev, da.len(), k), true);
-}
-
-/// Recompute `g_{base+1..=end}` from `g_base` and the stored `a_t`; returns `g_base..=end`.
-fn segment_states(tape: &mut Tape, base: usize, end: usize, p: &Params) -> Vec<Vec<f32>> {
-    let Dims { k, .. } = tape.dims;
-    let bh = tape.dims.rows();
-    let mut out: Vec<Vec<f32>> = Vec::with_capacity(end - base + 1);
-    out.push(
-        tape.g[base]
-            .take()
-            .expect("every segment starts at a kept state"),
-    );
-    for t in base + 1..=end {
-        let g = match tape.g[t].take() {
-            Some(g) => g,
-            None => {
-                let mut g = pool::take(bh * k);
-                let a = &tape.a[(t - 1) * bh..t * bh];
-                controller_step(a, &out[out.len() - 1], &mut g, None, p, k);
-                g
-            }
-        };
-        out.push(g);
-    }
-    out
-}
-
-/// All gradients from `dh_T (B, H)`; `want_x` also returns the inputs' gradient.
-pub fn backward(mut tape: Tape, xs: &[f32], p: &Params, dh_last: &[f32], want_x: bool) -> Grads {
-    let dims = tape.dims;
-    p.check(dims);
-    let Dims {
-        b,
-        t: steps,
-        d,
-        h,
-        k,
-    } = dims;
-    let bh = dims.rows();
-    assert_eq!(dh_last.len(), bh, "dh_T is (B, H)");
-    let blocks = bh.div_ceil(BLOCK);
-    let mut accs = vec![Accum::new(k); blocks];
-    let mut dh = dh_last.to_vec();
-    let mut carry = pool::take(bh * k);
-    carry.fill(0.0);
-    let mut end = steps;
-    while end > 0 {
-        let base = (end - 1) / tape.segment * tape.segment;
-        let states = segment_states(&mut tape, base, end, p);
-        for t in (base + 1..=end).rev() {
-            let g = &states[t - base];
-            let g_prev = (t > 1).then(|| states[t - 1 - base].as_slice());
-            let da_t = &mut tape.a[(t - 1) * bh..t * bh];
-            da_t.par_chunks_mut(BLOCK)
-                .zip(carry.par_chunks_mut(BLOCK * k))
-                .zip(accs.par_iter_mut())
-                .enumerate()
-                .for_each(|(i, ((da, carry), acc))| {
-                    let rows = i * BLOCK..i * BLOCK + da.len();
-                    let gk = rows.start * k..rows.end * k;
-                    block_backward(
-                        da,
-                        &dh[rows],
-                        &g[gk.clone()],
-                        g_prev.map(|g| &g[gk]),
-                        carry,
-                        acc,
-                        p,
-                        k,
-                    );
-                });
-            if t > 1 {
-                matmul(&mut dh, View::new(da_t, b, h), View::new(p.w, h, h), false);
-            }
-        }
-        states.into_iter().for_each(pool::give_back);
-        end = base;
-    }
-    pool::give_back(carry);
-    // The tape's a-slots now hold da_t for t = 1..T, and its h-slots h_0..h_T.
-    let da = View::new(&tape.a, steps * b, h);
-    let mut dw = vec![0.0f32; h * h];
-    matmul(
-        &mut dw,
-        da.t(),
-        View::new(&tape.h[..steps * bh], steps * b, h),
-        false,
-    );
-    let mut du = vec![0.0f32; h * d];
-    let mut dbias = vec![0.0f32; h];
-    for t in 0..steps {
-        let da_t = View::new(&tape.a[t * bh..(t + 1) * bh], b, h);
-        let x_t = View {
-            data: &xs[t * d..],
-            rows: b,
-            cols: d,
-            row_stride: steps * d,
-            col_stride: 1,
-        };
-        matmul(&mut du, da_t.t(), x_t, true);
-        for row in tape.a[t * bh..(t + 1) * bh].chunks_exact(h) {
-            for (s, &v) in dbias.iter_mut().zip(row) {
-                *s += v;
-            }
-        }
-    }
-    let dx = want_x.then(|| {
-        let mut dx = vec![0.0f32; b * steps * d];
-        for t in 0..steps {
-            let mut dx_t = vec![0.0f32; b * d];
-            let da_t = View::new(&tape.a[t * bh..(t + 1) * bh], b, h);
-            matmul(&mut dx_t, da_t, View::new(p.u, h, d), false);
-            for (bi, row) in dx_t.chunks_exact(d).enumerate() {
-                dx[(bi * steps + t) * d..(bi * steps + t + 1) * d].copy_from_slice(row);
-            }
-        }
-        dx
-    });
-    let mut total = Accum::new(k);
-    for acc in &accs {
-        let pairs: [(&mut Vec<f32>, &Vec<f32>); 5] = [
-            (&mut total.u_ag, &acc.u_ag),
-            (&mut total.c, &acc.c),
-            (&mut total.w_gg, &acc.w_gg),
-            (&mut total.w_gn, &acc.w_gn),
-            (&mut total.w_gs, &acc.w_gs),
-        ];
-        for (sum, part) in pairs {
-            for (s, &v) in sum.iter_mut().zip(part) {
-                *s += v;
-            }
-        }
-        total.b_gn += acc.b_gn;
-        total.b_gs += acc.b_gs;
-    }
-    Grads {
-        u: du,
-        w: dw,
-        bias: dbias,
-        u_ag: total.u_ag,
-        w_gg: total.w_gg,
-        c: total.c,
-        w_gn: total.w_gn,
-        b_gn: total.b_gn,
-        w_gs: total.w_gs,
-        b_gs: total.b_gs,
-        x: dx,
-    }
 }

@@ -18,6 +18,7 @@ pub mod dense;
 pub mod gamma;
 pub mod gemm;
 pub mod math;
+pub mod sequence;
 pub mod update;
 
 use std::sync::Arc;
@@ -789,20 +790,87 @@ fn sum_vecs(a: &NdArrayTensor, b: &NdArrayTensor) -> Vec<f32> {
         .collect()
 }
 
-/// The host inputs of the fused sequence: dimensions, `xs` and the parameters.
-fn arun_seq_host(p: &ArunSeqInputs<NdArray>) -> (arun_seq::Dims, Vec<f32>, arun_seq::OwnedParams) {
-    let x = p.xs.shape();
-    let dims = arun_seq::Dims {
+/// The sizes, host inputs and recurrence parameters of a fused sequence.
+fn main_host(
+    xs: &NdArrayTensor,
+    [u, u_bias, w, w_bias]: [&NdArrayTensor; 4],
+) -> (sequence::Dims, Vec<f32>, sequence::Main) {
+    let x = xs.shape();
+    let dims = sequence::Dims {
         b: x[0],
         t: x[1],
         d: x[2],
-        h: p.w.shape()[0],
-        k: p.w_gg.shape()[0],
+        h: w.shape()[0],
     };
+    let main = sequence::Main {
+        u: f32_vec(u),
+        w: f32_vec(w),
+        bias: sum_vecs(u_bias, w_bias),
+    };
+    (dims, f32_vec(xs), main)
+}
+
+/// What a fused sequence's backward needs: the tape, the inputs, the parameters and the cell.
+#[derive(Debug, Clone)]
+struct SeqSaved<C> {
+    tape: sequence::Tape,
+    xs: Vec<f32>,
+    main: sequence::Main,
+    cell: C,
+}
+
+/// Run a fused sequence forward; with `save`, also what its backward needs.
+fn sequence_forward<C: sequence::Cell>(
+    dims: sequence::Dims,
+    xs: Vec<f32>,
+    main: sequence::Main,
+    mut cell: C,
+    save: bool,
+) -> (NdArrayTensor, Option<SeqSaved<C>>) {
+    let (h, tape) = sequence::forward(dims, &xs, &main, &mut cell, save);
+    let saved = tape.map(|tape| SeqSaved {
+        tape,
+        xs,
+        main,
+        cell,
+    });
+    (host(h, &[dims.b, dims.h]), saved)
+}
+
+/// The backward of a fused sequence: the recurrence's gradients, then the cell's.
+fn sequence_backward<C: sequence::Cell + Clone>(
+    saved: Arc<SeqSaved<C>>,
+    dh: &NdArrayTensor,
+    want_x: bool,
+) -> (sequence::Dims, sequence::MainGrads, C) {
+    let SeqSaved {
+        tape,
+        xs,
+        main,
+        mut cell,
+    } = Arc::try_unwrap(saved).unwrap_or_else(|shared| (*shared).clone());
+    let dims = tape.dims();
+    let g = with_f32(dh, |dh| {
+        sequence::backward(tape, &xs, &main, &mut cell, dh, want_x)
+    });
+    (dims, g, cell)
+}
+
+/// Register `values` (with their shapes) as the gradients of `nodes`.
+fn register_all<const N: usize>(
+    grads: &mut Gradients,
+    nodes: [Option<NodeId>; N],
+    values: [(Vec<f32>, Vec<usize>); N],
+) {
+    for (node, (v, shape)) in nodes.into_iter().zip(values) {
+        if let Some(id) = node {
+            grads.register::<NdArray>(id, host(v, &shape));
+        }
+    }
+}
+
+fn arun_controller(p: &ArunSeqInputs<NdArray>, rows: usize, steps: usize) -> arun_seq::Controller {
     let params = arun_seq::OwnedParams {
-        u: f32_vec(&p.u),
-        w: f32_vec(&p.w),
-        bias: sum_vecs(&p.u_bias, &p.w_bias),
         u_ag: f32_vec(&p.u_ag),
         w_gg: f32_vec(&p.w_gg),
         c: sum_vecs(&p.u_ag_bias, &p.w_gg_bias),
@@ -811,61 +879,52 @@ fn arun_seq_host(p: &ArunSeqInputs<NdArray>) -> (arun_seq::Dims, Vec<f32>, arun_
         w_gs: f32_vec(&p.w_gs),
         b_gs: f32_vec(&p.b_gs)[0],
     };
-    (dims, f32_vec(&p.xs), params)
+    arun_seq::Controller::new(params, rows, steps)
+}
+
+fn arun_seq_run(
+    p: &ArunSeqInputs<NdArray>,
+    save: bool,
+) -> (NdArrayTensor, Option<SeqSaved<arun_seq::Controller>>) {
+    let (dims, xs, main) = main_host(&p.xs, [&p.u, &p.u_bias, &p.w, &p.w_bias]);
+    let cell = arun_controller(p, dims.rows(), dims.t);
+    sequence_forward(dims, xs, main, cell, save)
 }
 
 impl ArunSeqKernels for NdArray {
     fn arun_sequence(p: ArunSeqInputs<Self>) -> FloatTensor<Self> {
-        let (dims, xs, params) = arun_seq_host(&p);
-        let (h, _) = arun_seq::forward(dims, &xs, &params.view(), false);
-        host(h, &[dims.b, dims.h])
+        arun_seq_run(&p, false).0
     }
-}
-
-/// The forward's tape, inputs and parameters.
-#[derive(Debug, Clone)]
-struct ArunSeqSaved {
-    tape: arun_seq::Tape,
-    xs: Vec<f32>,
-    params: arun_seq::OwnedParams,
 }
 
 #[derive(Debug)]
 struct ArunSeqBackward;
 
 impl Backward<NdArray, 13> for ArunSeqBackward {
-    type State = Arc<ArunSeqSaved>;
+    type State = Arc<SeqSaved<arun_seq::Controller>>;
 
     fn backward(self, ops: Ops<Self::State, 13>, grads: &mut Gradients, _: &mut Checkpointer) {
         let nodes = ops.parents.map(|n| n.map(|n| n.id));
         let dh = grads.consume::<NdArray>(&ops.node);
-        let saved = Arc::try_unwrap(ops.state).unwrap_or_else(|shared| (*shared).clone());
-        let dims = saved.tape.dims();
-        let p = saved.params.view();
-        let g = with_f32(&dh, |dh| {
-            arun_seq::backward(saved.tape, &saved.xs, &p, dh, nodes[0].is_some())
-        });
-        let (h, k) = (dims.h, dims.k);
+        let (dims, g, cell) = sequence_backward(ops.state, &dh, nodes[0].is_some());
+        let c = cell.grads();
+        let (h, k) = (dims.h, c.u_ag.len());
         let values: [(Vec<f32>, Vec<usize>); 13] = [
             (g.x.unwrap_or_default(), vec![dims.b, dims.t, dims.d]),
             (g.u, vec![h, dims.d]),
             (g.bias.clone(), vec![h]),
             (g.w, vec![h, h]),
             (g.bias, vec![h]),
-            (g.u_ag, vec![k, 1]),
-            (g.c.clone(), vec![k]),
-            (g.w_gg, vec![k, k]),
-            (g.c, vec![k]),
-            (g.w_gn, vec![1, k]),
-            (vec![g.b_gn], vec![1]),
-            (g.w_gs, vec![1, k]),
-            (vec![g.b_gs], vec![1]),
+            (c.u_ag, vec![k, 1]),
+            (c.c.clone(), vec![k]),
+            (c.w_gg, vec![k, k]),
+            (c.c, vec![k]),
+            (c.w_gn, vec![1, k]),
+            (vec![c.b_gn], vec![1]),
+            (c.w_gs, vec![1, k]),
+            (vec![c.b_gs], vec![1]),
         ];
-        for (node, (v, shape)) in nodes.into_iter().zip(values) {
-            if let Some(id) = node {
-                grads.register::<NdArray>(id, host(v, &shape));
-            }
-        }
+        register_all(grads, nodes, values);
     }
 }
 
@@ -901,22 +960,157 @@ impl<C: CheckpointStrategy> ArunSeqKernels for Autodiff<NdArray, C> {
             w_gs: p.w_gs.primitive().clone(),
             b_gs: p.b_gs.primitive().clone(),
         };
-        let (dims, xs, params) = arun_seq_host(&inner);
         match ArunSeqBackward
             .prepare::<C>(nodes)
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let (h, tape) = arun_seq::forward(dims, &xs, &params.view(), true);
-                let tape = tape.expect("a tape when saving");
-                let saved = ArunSeqSaved { tape, xs, params };
-                prep.finish(Arc::new(saved), host(h, &[dims.b, dims.h]))
+                let (h, saved) = arun_seq_run(&inner, true);
+                prep.finish(Arc::new(saved.expect("saved when tracked")), h)
             }
-            OpsKind::UnTracked(prep) => {
-                let (h, _) = arun_seq::forward(dims, &xs, &params.view(), false);
-                prep.finish(host(h, &[dims.b, dims.h]))
+            OpsKind::UnTracked(prep) => prep.finish(arun_seq_run(&inner, false).0),
+        }
+    }
+}
+
+/// The activation of a fused RNN sequence (a plain value, not a tensor).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RnnAct {
+    Relu,
+    Tanh,
+    Softplus,
+    /// A learned gamma with the `n`, `s` inputs.
+    Gamma,
+}
+
+/// The inputs of a whole RNN sequence: `xs (B, T, d)`, the cell's parameters, and for
+/// [`RnnAct::Gamma`] its shape `n`, `s` (`(1, 1)` or `(1, H)`; ignored otherwise).
+#[derive(ExtensionType)]
+pub struct RnnSeqInputs<B: Backend> {
+    pub xs: FloatTensor<B>,
+    pub u: FloatTensor<B>,
+    pub u_bias: FloatTensor<B>,
+    pub v: FloatTensor<B>,
+    pub v_bias: FloatTensor<B>,
+    pub n: FloatTensor<B>,
+    pub s: FloatTensor<B>,
+    pub act: RnnAct,
+}
+
+/// Backends with a fused RNN sequence.
+#[backend_extension(Autodiff, NdArray)]
+pub trait RnnSeqKernels: Backend {
+    /// The last hidden state `h_T (B, H)`.
+    fn rnn_sequence(#[extension_type] p: RnnSeqInputs<Self>) -> FloatTensor<Self>;
+}
+
+/// A whole RNN sequence from `h_0 = 0` as one fused op with backpropagation through time;
+/// returns `h_T (B, H)`. Only where [`applies`] holds and without a drive;
+/// [`crate::nn::rnn::RnnCell::last_hidden`] checks. `n`, `s` are the gamma's shape (any
+/// `(1, 1)` tensors for the fixed activations).
+pub fn rnn_sequence(
+    xs: Tensor<3>,
+    [u, v]: [Tensor<2>; 2],
+    [u_bias, v_bias]: [Tensor<1>; 2],
+    [n, s]: [Tensor<2>; 2],
+    act: RnnAct,
+) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as RnnSeqKernels>::rnn_sequence(RnnSeqInputs {
+        xs: xs.into_dispatch(),
+        u: u.into_dispatch(),
+        u_bias: u_bias.into_dispatch(),
+        v: v.into_dispatch(),
+        v_bias: v_bias.into_dispatch(),
+        n: n.into_dispatch(),
+        s: s.into_dispatch(),
+        act,
+    }))
+}
+
+fn rnn_seq_run(
+    p: &RnnSeqInputs<NdArray>,
+    save: bool,
+) -> (NdArrayTensor, Option<SeqSaved<sequence::Pointwise>>) {
+    let (dims, xs, main) = main_host(&p.xs, [&p.u, &p.u_bias, &p.v, &p.v_bias]);
+    let act = match p.act {
+        RnnAct::Relu => sequence::Activation::Relu,
+        RnnAct::Tanh => sequence::Activation::Tanh,
+        RnnAct::Softplus => sequence::Activation::Softplus,
+        RnnAct::Gamma => sequence::Activation::Gamma {
+            n: f32_vec(&p.n),
+            s: f32_vec(&p.s),
+        },
+    };
+    sequence_forward(dims, xs, main, sequence::Pointwise::new(act, dims.h), save)
+}
+
+impl RnnSeqKernels for NdArray {
+    fn rnn_sequence(p: RnnSeqInputs<Self>) -> FloatTensor<Self> {
+        rnn_seq_run(&p, false).0
+    }
+}
+
+#[derive(Debug)]
+struct RnnSeqBackward;
+
+impl Backward<NdArray, 7> for RnnSeqBackward {
+    /// The saved sequence and the shapes of `n` and `s`.
+    type State = (Arc<SeqSaved<sequence::Pointwise>>, Vec<usize>);
+
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dh = grads.consume::<NdArray>(&ops.node);
+        let (saved, ns_shape) = ops.state;
+        let (dims, g, cell) = sequence_backward(saved, &dh, nodes[0].is_some());
+        let (dn, ds) = cell.gamma_grads();
+        let h = dims.h;
+        let values: [(Vec<f32>, Vec<usize>); 7] = [
+            (g.x.unwrap_or_default(), vec![dims.b, dims.t, dims.d]),
+            (g.u, vec![h, dims.d]),
+            (g.bias.clone(), vec![h]),
+            (g.w, vec![h, h]),
+            (g.bias, vec![h]),
+            (dn, ns_shape.clone()),
+            (ds, ns_shape),
+        ];
+        register_all(grads, nodes, values);
+    }
+}
+
+impl<C: CheckpointStrategy> RnnSeqKernels for Autodiff<NdArray, C> {
+    fn rnn_sequence(p: RnnSeqInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [
+            p.xs.node(),
+            p.u.node(),
+            p.u_bias.node(),
+            p.v.node(),
+            p.v_bias.node(),
+            p.n.node(),
+            p.s.node(),
+        ];
+        let inner = RnnSeqInputs::<NdArray> {
+            xs: p.xs.primitive().clone(),
+            u: p.u.primitive().clone(),
+            u_bias: p.u_bias.primitive().clone(),
+            v: p.v.primitive().clone(),
+            v_bias: p.v_bias.primitive().clone(),
+            n: p.n.primitive().clone(),
+            s: p.s.primitive().clone(),
+            act: p.act,
+        };
+        let ns_shape = inner.n.shape().to_vec();
+        match RnnSeqBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (h, saved) = rnn_seq_run(&inner, true);
+                let saved = Arc::new(saved.expect("saved when tracked"));
+                prep.finish((saved, ns_shape), h)
             }
+            OpsKind::UnTracked(prep) => prep.finish(rnn_seq_run(&inner, false).0),
         }
     }
 }

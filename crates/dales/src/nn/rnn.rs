@@ -208,6 +208,40 @@ impl RnnCell {
         super::recurrent::run(self, xs, drive)
     }
 
+    /// `h_T (B, H)` over `xs (B, T, in)` from `h_0 = 0`: one fused sequence op with a
+    /// hand-written backward through time where it applies (f32 on the CPU backend, no drive
+    /// at any step), otherwise [`RnnCell::run`] step by step.
+    pub fn last_hidden(
+        &self,
+        xs: Tensor<3>,
+        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+    ) -> Tensor<2> {
+        use crate::fused::RnnAct;
+        let steps = xs.dims()[1];
+        let (u, v) = (self.u.val(), self.v.val());
+        let (n, s) = match (&self.n, &self.s) {
+            (Some(n), Some(s)) => (n.val(), s.val()),
+            _ => {
+                let zero = Tensor::zeros([1, 1], (&v.device(), v.dtype()));
+                (zero.clone(), zero)
+            }
+        };
+        let fused = crate::fused::applies(&[&xs])
+            && crate::fused::applies(&[&u, &v, &n, &s])
+            && (0..steps).all(|t| drive(t).is_none());
+        if !fused {
+            return self.run(xs, drive);
+        }
+        let act = match self.activation {
+            Activation::Relu => RnnAct::Relu,
+            Activation::Tanh => RnnAct::Tanh,
+            Activation::Softplus => RnnAct::Softplus,
+            Activation::Gamma(_) => RnnAct::Gamma,
+        };
+        let biases = [self.u_bias.val(), self.v_bias.val()];
+        crate::fused::rnn_sequence(xs, [u, v], biases, [n, s], act)
+    }
+
     /// Parameters in checkpoint order: `u`, `u_bias`, `v`, `v_bias`, then `n`, `s` for a
     /// learned gamma.
     pub fn entries(&self) -> Vec<ParamEntry> {

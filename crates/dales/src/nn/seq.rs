@@ -530,7 +530,7 @@ impl SeqClassifier {
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
         match &self.cell {
-            SeqCell::Rnn(c) => c.output(&run(c.as_ref(), xs, drive)),
+            SeqCell::Rnn(c) => c.last_hidden(xs, drive),
             SeqCell::Arun(c) => c.last_hidden(xs, drive),
             SeqCell::Lstm(c) => c.output(&run(c.as_ref(), xs, drive)),
             SeqCell::Gru(c) => c.output(&run(c.as_ref(), xs, drive)),
