@@ -39,8 +39,8 @@ measure() {
   echo $(( $(cat "$tmp/rss") / 1024 ))
 }
 
-reference() { # model T
-  "$PYTHON" - "$REFERENCE" "$1" "$2" "$STEPS" <<'PY'
+# The reference's own bench_recurrent for one model and length.
+cat >"$tmp/reference.py" <<'PY'
 import json, os, sys
 import torch
 sys.path.insert(0, sys.argv[1])
@@ -49,7 +49,6 @@ torch.set_num_threads(os.cpu_count())
 which, t, steps = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 print(json.dumps(bench.bench_recurrent(which, torch.device("cpu"), t, 1, steps)))
 PY
-}
 
 printf '%-6s %-10s %12s %12s %8s %9s %9s\n' T model "ref ms" "dales ms" ratio "ref MiB" "dales MiB"
 for t in "${lengths[@]}"; do
@@ -59,7 +58,8 @@ for t in "${lengths[@]}"; do
     if [ "$model" = arun ] && [ "$t" -gt "$ARUN_MAX_T" ]; then
       ref_ms=-; ref_mib=-; ratio=-
     else
-      { read -r ref_ms; read -r ref_mib; } < <(measure reference "$model" "$t")
+      { read -r ref_ms; read -r ref_mib; } < <(measure "$PYTHON" "$tmp/reference.py" \
+        "$REFERENCE" "$model" "$t" "$STEPS")
     fi
     { read -r ms; read -r mib; } < <(measure "$DALES" bench --json --arun-seq "$t" \
       --seq-model "$ours" --seq-timed "$STEPS")
