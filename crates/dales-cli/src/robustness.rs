@@ -40,7 +40,7 @@ pub struct RobustnessArgs {
     #[arg(long, default_value = "step", value_parser = ["step", "noise", "mvnormal"])]
     pub drive: String,
     /// The variance c of the mvnormal drive's covariance c·I (the figure code's 2.0).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub cov: f64,
     /// Evaluate on the first N test images only [default: all].
     #[arg(long)]

@@ -108,7 +108,8 @@ pub fn resolve_config(args: &TrainArgs) -> Result<AnyConfig> {
         }
         (Some(name), None) => AnyConfig::FeedForward(TrainConfig::preset(name).map_err(|_| {
             anyhow::anyhow!(
-                "unknown preset {name:?}: expected one of {}, {}",
+                "unknown preset {name:?}: expected one of {}, {}, or copy-MODEL[-small] with MODEL \
+                 a sequence model (the copy task)",
                 PRESETS.join(", "),
                 SEQ_PRESETS.join(", ")
             )

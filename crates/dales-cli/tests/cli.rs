@@ -301,6 +301,20 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
     let csv = std::fs::read_to_string(out.join("robustness.csv")).unwrap();
     assert_eq!(csv.lines().count(), 1 + 2 + 1, "{csv}");
     assert!(out.join("robustness.png").exists() && out.join("robustness.md").exists());
+    // The multivariate-normal drive N(ξ, c·I).
+    let o = dales(&[
+        "robustness",
+        run_s,
+        "--xi",
+        "0,3",
+        "--drive",
+        "mvnormal",
+        "--cov",
+        "0.5",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
     for (what, file) in [
         ("traces", "traces.csv"),
         ("lyapunov", "lyapunov.csv"),
@@ -336,6 +350,15 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
             "--xi NaN",
         ),
         (vec!["bench", "--arun-seq", "0"], "--arun-seq 0"),
+        (
+            vec!["robustness", run_s, "--drive", "mvnormal", "--cov", "-1"],
+            "--cov -1",
+        ),
+        (
+            vec!["bench", "--arun-seq", "5", "--seq-model", "mlp"],
+            "--seq-model mlp",
+        ),
+        (vec!["train", "--preset", "copy-nope"], "copy-MODEL"),
     ] {
         let o = dales(&args);
         assert!(

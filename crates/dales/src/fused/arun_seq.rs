@@ -76,7 +76,8 @@ impl Params<'_> {
     }
 }
 
-/// [`Params`] owning their values.
+/// [`Params`] owning their values; also the controller's gradients ([`Controller::grads`],
+/// where `c` is the gradient of each of `b_ag` and `b_gg`).
 #[derive(Debug, Clone)]
 pub struct OwnedParams {
     pub u_ag: Vec<f32>,
@@ -101,19 +102,6 @@ impl OwnedParams {
             b_gs: self.b_gs,
         }
     }
-}
-
-/// The controller's gradients.
-#[derive(Debug, Clone)]
-pub struct Grads {
-    pub u_ag: Vec<f32>,
-    pub w_gg: Vec<f32>,
-    /// Of `b_ag + b_gg` (each of the two gets it).
-    pub c: Vec<f32>,
-    pub w_gn: Vec<f32>,
-    pub b_gn: f32,
-    pub w_gs: Vec<f32>,
-    pub b_gs: f32,
 }
 
 /// The ARUN nonlinearity of a sequence of `steps` steps over `rows = B·H` neurons.
@@ -164,7 +152,7 @@ impl Controller {
     }
 
     /// The gradients accumulated by the backward.
-    pub fn grads(&self) -> Grads {
+    pub fn grads(&self) -> OwnedParams {
         let k = self.p.view().k();
         let mut total = Accum::new(k);
         for acc in &self.accs {
@@ -183,7 +171,7 @@ impl Controller {
             total.b_gn += acc.b_gn;
             total.b_gs += acc.b_gs;
         }
-        Grads {
+        OwnedParams {
             u_ag: total.u_ag,
             w_gg: total.w_gg,
             c: total.c,

@@ -5,10 +5,12 @@
 //! one element-wise pass, and its backward four products and two passes, on host slices with a
 //! rayon-parallel GEMM ([`dann`]); a dense layer's affine map is one product forward and two
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
-//! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]). Everywhere else
-//! (the `gpu` feature's wgpu backend, f64 outside gamma, or with [`set_enabled`]`(false)`),
-//! layers run their plain tensor version, which stays the tested reference: `tests/fused.rs`
-//! and `tests/gamma.rs` compare the two, forward and every gradient.
+//! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
+//! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
+//! Everywhere else (the `gpu` feature's wgpu backend, f64 outside gamma, or with
+//! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
+//! reference: `tests/fused.rs`, `tests/gamma.rs` and `tests/fused_sequence.rs` compare the
+//! two, forward and every gradient.
 #![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
 
 pub mod arun_seq;
@@ -63,6 +65,16 @@ pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
         && tensors
             .iter()
             .all(|t| t.dtype() == DType::F32 && on_ndarray(t))
+}
+
+/// Whether a whole sequence can run as one fused op ([`arun_sequence`], [`rnn_sequence`]):
+/// `xs` and `params` f32 on the NdArray backend, fusing on, and no drive at any step.
+pub fn sequence_applies(
+    xs: &Tensor<3>,
+    params: &[&Tensor<2>],
+    drive: &dyn Fn(usize) -> Option<Tensor<2>>,
+) -> bool {
+    applies(&[xs]) && applies(params) && (0..xs.dims()[1]).all(|t| drive(t).is_none())
 }
 
 /// The inputs of a DANN layer.

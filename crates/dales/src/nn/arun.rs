@@ -191,12 +191,8 @@ impl ArunCell {
         xs: Tensor<3>,
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
-        let steps = xs.dims()[1];
         let params = [self.u.val(), self.w.val(), self.u_ag.val(), self.w_gg.val()];
-        let fused = crate::fused::applies(&[&xs])
-            && crate::fused::applies(&params.iter().collect::<Vec<_>>())
-            && (0..steps).all(|t| drive(t).is_none());
-        if fused {
+        if crate::fused::sequence_applies(&xs, &params.iter().collect::<Vec<_>>(), drive) {
             return crate::fused::arun_sequence(xs, self);
         }
         self.run(xs, drive).h

@@ -217,7 +217,6 @@ impl RnnCell {
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
         use crate::fused::RnnAct;
-        let steps = xs.dims()[1];
         let (u, v) = (self.u.val(), self.v.val());
         let (n, s) = match (&self.n, &self.s) {
             (Some(n), Some(s)) => (n.val(), s.val()),
@@ -226,10 +225,7 @@ impl RnnCell {
                 (zero.clone(), zero)
             }
         };
-        let fused = crate::fused::applies(&[&xs])
-            && crate::fused::applies(&[&u, &v, &n, &s])
-            && (0..steps).all(|t| drive(t).is_none());
-        if !fused {
+        if !crate::fused::sequence_applies(&xs, &[&u, &v, &n, &s], drive) {
             return self.run(xs, drive);
         }
         let act = match self.activation {
