@@ -143,4 +143,10 @@ fn shipped_configs_parse() {
         file, preset,
         "configs/seq_arun_small.toml must equal the arun-small preset"
     );
+    let preset = TrainConfig::sequence_preset("copy-rnn-relu-small").unwrap();
+    let file = TrainConfig::from_file(&dir.join("seq_copy_small.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/seq_copy_small.toml must equal the copy-rnn-relu-small preset"
+    );
 }

@@ -261,6 +261,7 @@ impl SeqConfig {
         SeqConfig {
             hidden: 128,
             n_out: copy.spec().classes(),
+            permutation_seed: None,
             copy: Some(copy),
             ..SeqConfig::paper(kind)
         }
