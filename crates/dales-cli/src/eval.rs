@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use dales::checkpoint::load_mlp;
 use dales::config::TrainConfig;
-use dales::learner::load_seq;
+use dales::learner::{ModelSpec, load_seq};
 use dales::nn::MlpConfig;
 use dales::nn::seq::SeqConfig;
 use dales::run::{evaluate, files, first_logits};
@@ -64,12 +64,16 @@ fn eval_sequence(args: &EvalArgs) -> Result<ExitCode> {
         anyhow::bail!("--logits-out is for feed-forward checkpoints (the reference's format)");
     }
     let config = TrainConfig::<SeqConfig>::from_file(&args.run_dir.join(files::CONFIG))?;
-    let data = load_data(args.data.as_ref().or(config.data.dir.as_ref()))?;
+    // The copy task generates its sequences from the run's config; the others read a dataset.
+    let data = match config.model.generated_data()? {
+        Some(generated) => generated,
+        None => load_data(args.data.as_ref().or(config.data.dir.as_ref()))?,
+    };
     let ckpt = args.run_dir.join(files::CHECKPOINT);
     let model = load_seq(&ckpt, Some(&config.model), &config.device.device()?)?;
     let (loss, error) = evaluate(&model, &data.test, 1000);
     println!(
-        "{}: {} model, {} steps, test loss {loss:.4}, test error {error:.2}% ({} images)",
+        "{}: {} model, {} steps, test loss {loss:.4}, test error {error:.2}% ({} sequences)",
         ckpt.display(),
         config.model.kind,
         model.steps(),

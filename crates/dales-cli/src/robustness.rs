@@ -64,6 +64,8 @@ struct RunResult {
     sin: f64,
 }
 
+/// The config and model of a sequence run for the robustness tests and the analyses (an
+/// image-classification run; a copy-task run is an error).
 pub fn load_run(dir: &Path) -> Result<(TrainConfig<SeqConfig>, SeqClassifier)> {
     let config_path = dir.join(files::CONFIG);
     if !crate::train::is_sequence_config(&config_path)? {
@@ -73,6 +75,13 @@ pub fn load_run(dir: &Path) -> Result<(TrainConfig<SeqConfig>, SeqClassifier)> {
         );
     }
     let config = TrainConfig::<SeqConfig>::from_file(&config_path)?;
+    if config.model.copy.is_some() {
+        bail!(
+            "{}: a copy-task run (its config has [model.copy]); the robustness tests and the \
+             analyses are for the image-classification runs",
+            dir.display()
+        );
+    }
     let device = config.device.device()?;
     let model = load_seq(&dir.join(files::CHECKPOINT), Some(&config.model), &device)?;
     Ok((config, model))

@@ -389,3 +389,40 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
         text(&o)
     );
 }
+
+/// A copy-task run from a TOML config: it trains on generated sequences (no dataset), `eval`
+/// regenerates its test sequences, and the image-only commands refuse it by name.
+#[test]
+fn copy_task_run_trains_evaluates_and_is_refused_by_image_commands() {
+    let dir = temp("copy");
+    let config = dir.join("copy.toml");
+    std::fs::write(
+        &config,
+        "seed = 2\nepochs = 1\nbatch_size = 10\n\n[data]\nvalidation = 0\n\n[model]\nkind = \"rnn_relu\"\nhidden = 8\nn_out = 5\n\n[model.copy]\ndelay = 4\nlength = 2\nsymbols = 4\ntrain = 100\ntest = 30\n\n[optim]\nmethod = \"adam\"\nlr = 0.01\n",
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let run_s = run.to_str().unwrap();
+    let o = dales(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        run_s,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = dales(&["eval", run_s]);
+    assert!(
+        o.status.success() && text(&o).contains("8 steps") && text(&o).contains("30 sequences"),
+        "{}",
+        text(&o)
+    );
+    for args in [vec!["robustness", run_s], vec!["analyze", "traces", run_s]] {
+        let o = dales(&args);
+        assert!(
+            !o.status.success() && text(&o).contains("copy-task run"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}

@@ -50,8 +50,9 @@ pub enum Error {
         /// What is missing, extra or mis-shaped.
         reason: String,
     },
-    /// A file could not be read or written.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be read or written (the OS error is the [`std::error::Error::source`];
+    /// print with `{:#}` through `anyhow`, or walk the chain, to see it).
+    #[error("{}", path.display())]
     Io {
         /// The file or directory.
         path: PathBuf,

@@ -60,6 +60,11 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
         Ok(None)
     }
 
+    /// What [`ModelSpec::generated_data`] generates, for messages (`None`: a dataset is read).
+    fn generated_description(&self) -> Option<String> {
+        None
+    }
+
     /// Fill in settings measured on the training data (the MLP's pixel mean).
     fn prepare(&mut self, _train: &Split) {}
 
@@ -182,6 +187,16 @@ impl ModelSpec for SeqConfig {
 
     fn generated_data(&self) -> Result<Option<MnistLike>> {
         self.copy.as_ref().map(|c| c.generate()).transpose()
+    }
+
+    fn generated_description(&self) -> Option<String> {
+        self.copy.as_ref().map(|c| {
+            format!(
+                "generated copy task (delay {}, {} of {} symbols; {} training and {} test \
+                 sequences from seed {})",
+                c.delay, c.length, c.symbols, c.train, c.test, c.seed
+            )
+        })
     }
 
     fn check_data(&self, train: &Split, n_classes: usize) -> Result<()> {

@@ -82,8 +82,12 @@ impl Dataset {
         }
     }
 
-    /// The directory the data come from, for messages.
-    pub fn describe_dir<M>(config: &TrainConfig<M>) -> String {
+    /// Where the data come from, for messages: the dataset directory, or the task that
+    /// generates them.
+    pub fn describe_dir<M: ModelSpec>(config: &TrainConfig<M>) -> String {
+        if let Some(generated) = config.model.generated_description() {
+            return generated;
+        }
         config
             .data
             .dir
