@@ -31,10 +31,11 @@ use crate::nn::gamma::N_MIN;
 /// Rows (neurons) per rayon task.
 const BLOCK: usize = 512;
 
-static BUDGET: AtomicUsize = AtomicUsize::new(1 << 30);
+static BUDGET: AtomicUsize = AtomicUsize::new(4 << 30);
 
 /// Bytes of controller states a sequence may keep before it switches to checkpoints and
-/// recomputation (1 GiB by default).
+/// recomputation (4 GiB by default: the paper-size ARUN keeps every state up to T = 535 and
+/// checkpoints beyond, staying within 8 GiB at T = 784).
 pub fn memory_budget() -> usize {
     BUDGET.load(Ordering::Relaxed)
 }
