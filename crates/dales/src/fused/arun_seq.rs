@@ -24,9 +24,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul_serial};
-use super::math::{dot, parts_fast, simd_fn, tanh_f32};
+use super::math::{dot, gamma_fast, gamma_partials_fast, simd_fn, tanh_f32};
 use super::sequence::Cell;
-use crate::nn::gamma::N_MIN;
 
 /// Rows (neurons) per rayon task.
 const BLOCK: usize = 512;
@@ -304,12 +303,11 @@ simd_fn! {
             let mut n = [0.0f32; BLOCK];
             let mut s = [0.0f32; BLOCK];
             for ((row, n), s) in g.chunks_exact(k).zip(&mut n).zip(&mut s) {
-                *n = (p.b_gn + dot(row, p.w_gn)).max(N_MIN as f32);
+                *n = p.b_gn + dot(row, p.w_gn);
                 *s = p.b_gs + dot(row, p.w_gs);
             }
             for i in 0..rows {
-                let (softplus, sigma) = parts_fast(a[i], n[i]);
-                h[i] = (1.0 - s[i]) * softplus + s[i] * sigma;
+                h[i] = gamma_fast(a[i], n[i], s[i]);
             }
         }
     }
@@ -448,14 +446,10 @@ simd_fn! {
         a[..rows].copy_from_slice(da);
         // The gamma partials, vectorised across neurons.
         for i in 0..rows {
-            let (ai, dhi, si) = (a[i], dh[i], s[i]);
-            let n = n_raw[i].max(N_MIN as f32);
-            let (softplus, sigma) = parts_fast(ai, n);
-            let slope = sigma * (1.0 - sigma);
-            da[i] = dhi * ((1.0 - si) * sigma + si * n * slope);
-            let dni = dhi * ((1.0 - si) * (ai * sigma - softplus) / n + si * ai * slope);
-            dn[i] = if n_raw[i] < N_MIN as f32 { 0.0 } else { dni };
-            ds[i] = dhi * (sigma - softplus);
+            let (px, pn, ps) = gamma_partials_fast(a[i], n_raw[i], s[i]);
+            da[i] = dh[i] * px;
+            dn[i] = dh[i] * pn;
+            ds[i] = dh[i] * ps;
         }
         *b_gn += dn[..rows].iter().sum::<f32>();
         *b_gs += ds[..rows].iter().sum::<f32>();

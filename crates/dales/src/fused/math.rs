@@ -2,6 +2,8 @@
 //! call per entry). Used by the element-wise passes of the fused ops, where the ARUN
 //! controller evaluates `B·H·K` tanh's per time step.
 
+use crate::nn::gamma::N_MIN;
+
 /// `e^x` in f32 to within 2 ulp for `x ∈ [−87, 88]`; inputs outside are clamped there (so
 /// `exp_f32(−100)` is `e^−87 ≈ 1.6e−38`, not 0). Range reduction `x = k ln 2 + r` with
 /// `|r| ≤ ln2/2` (`ln 2` split in two parts so that `k ln 2` is exact), a degree-7 Taylor
@@ -67,6 +69,27 @@ pub fn parts_fast(x: f32, n: f32) -> (f32, f32) {
     let inv = 1.0 / (1.0 + e);
     let sigma = if z >= 0.0 { inv } else { e * inv };
     (softplus, sigma)
+}
+
+/// `γ(x; max(n, N_MIN), s)` (spec C1) on [`parts_fast`], with the gain floored as in
+/// [`crate::nn::gamma::gamma`].
+#[inline(always)]
+pub fn gamma_fast(x: f32, n: f32, s: f32) -> f32 {
+    let (softplus, sigma) = parts_fast(x, n.max(N_MIN as f32));
+    (1.0 - s) * softplus + s * sigma
+}
+
+/// The partials `(∂γ/∂x, ∂γ/∂n, ∂γ/∂s)` of [`gamma_fast`] (the formulas of
+/// [`crate::fused::gamma`]); `∂γ/∂n` is 0 where the floor `n < N_MIN` is active.
+#[inline(always)]
+pub fn gamma_partials_fast(x: f32, n: f32, s: f32) -> (f32, f32, f32) {
+    let nf = n.max(N_MIN as f32);
+    let (softplus, sigma) = parts_fast(x, nf);
+    let slope = sigma * (1.0 - sigma);
+    let dx = (1.0 - s) * sigma + s * nf * slope;
+    let dn = (1.0 - s) * (x * sigma - softplus) / nf + s * x * slope;
+    let dn = if n < N_MIN as f32 { 0.0 } else { dn };
+    (dx, dn, sigma - softplus)
 }
 
 /// Whether the CPU has AVX2 and FMA.

@@ -16,8 +16,7 @@
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul};
-use super::math::{parts_fast, simd_fn, tanh_f32};
-use crate::nn::gamma::N_MIN;
+use super::math::{gamma_fast, gamma_partials_fast, parts_fast, simd_fn, tanh_f32};
 
 /// Sizes: batch `b`, steps `t`, inputs per step `d`, neurons `h`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,8 +300,7 @@ simd_fn! {
             Activation::Gamma { n, s } => {
                 for (h, a) in h.chunks_exact_mut(width).zip(a.chunks_exact(width)) {
                     for (((h, &a), &n), &s) in h.iter_mut().zip(a).zip(n).zip(s) {
-                        let (softplus, sigma) = parts_fast(a, n.max(N_MIN as f32));
-                        *h = (1.0 - s) * softplus + s * sigma;
+                        *h = gamma_fast(a, n, s);
                     }
                 }
             }
@@ -338,14 +336,10 @@ simd_fn! {
                 for (da, dh) in da.chunks_exact_mut(width).zip(dh.chunks_exact(width)) {
                     let rows = da.iter_mut().zip(dh).zip(n.iter().zip(s)).zip(dn.iter_mut().zip(ds.iter_mut()));
                     for (((da, &g), (&n, &s)), (dn, ds)) in rows {
-                        let x = *da;
-                        let nf = n.max(N_MIN as f32);
-                        let (softplus, sigma) = parts_fast(x, nf);
-                        let slope = sigma * (1.0 - sigma);
-                        *da = g * ((1.0 - s) * sigma + s * nf * slope);
-                        let dni = g * ((1.0 - s) * (x * sigma - softplus) / nf + s * x * slope);
-                        *dn += if n < N_MIN as f32 { 0.0 } else { dni };
-                        *ds += g * (sigma - softplus);
+                        let (px, pn, ps) = gamma_partials_fast(*da, n, s);
+                        *da = g * px;
+                        *dn += g * pn;
+                        *ds += g * ps;
                     }
                 }
             }
