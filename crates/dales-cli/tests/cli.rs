@@ -358,6 +358,10 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
             vec!["bench", "--arun-seq", "5", "--seq-model", "mlp"],
             "--seq-model mlp",
         ),
+        (
+            vec!["bench", "--arun-seq", "5", "--seq-timed", "0"],
+            "--seq-timed 0",
+        ),
         (vec!["train", "--preset", "copy-nope"], "copy-MODEL"),
     ] {
         let o = dales(&args);
