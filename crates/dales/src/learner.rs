@@ -24,7 +24,7 @@ use crate::nn::{Mlp, MlpConfig, ParamRole, Parameterised};
 use crate::optim::{GroupRule, RuleTable};
 
 /// A trainable classifier of dataset examples.
-pub trait Learner: Parameterised + Clone {
+pub trait Learner: Parameterised + Clone + Send + Sync {
     /// Logits of `split`'s examples `idx`, on `device`: `(B, n_out)`, or more rows per
     /// example for tasks with an output at every step (see [`Learner::targets`]).
     fn logits(&self, split: &Split, idx: &[usize], device: &Device) -> Tensor<2>;

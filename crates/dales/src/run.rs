@@ -417,11 +417,20 @@ impl<M: ModelSpec> Trainer<M> {
                 let labels = self.model.targets(&self.data.train, idx);
                 let n = labels.len();
                 let lr = self.lr();
-                let logits = self.model.logits(&self.data.train, idx, &self.device);
-                let n_out = logits.dims()[1];
-                let correct = count_correct(&host_f64(logits.clone()), n_out, &labels);
-                let loss = cross_entropy(logits, &labels);
-                let loss_value = loss.clone().into_scalar::<f32>();
+                let (model, optim, data, device) =
+                    (&mut self.model, &mut self.optim, &self.data, &self.device);
+                let (loss_value, correct) = crate::fused::on_workers(|| {
+                    let logits = model.logits(&data.train, idx, device);
+                    let n_out = logits.dims()[1];
+                    let correct = count_correct(&host_f64(logits.clone()), n_out, &labels);
+                    let loss = cross_entropy(logits, &labels);
+                    let loss_value = loss.clone().into_scalar::<f32>();
+                    if loss_value.is_finite() {
+                        let mut grads = loss.backward();
+                        *model = optim.step(lr, model.clone(), &mut grads);
+                    }
+                    (loss_value, correct)
+                });
                 if !loss_value.is_finite() {
                     return Err(Error::Diverged {
                         epoch,
@@ -429,8 +438,6 @@ impl<M: ModelSpec> Trainer<M> {
                         loss: loss_value,
                     });
                 }
-                let mut grads = loss.backward();
-                self.model = self.optim.step(lr, self.model.clone(), &mut grads);
                 let p = &mut self.progress;
                 p.batch = b + 1;
                 p.global_step += 1;

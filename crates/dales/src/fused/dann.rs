@@ -16,7 +16,7 @@
 //! The plain tensor version, [`crate::nn::DannDense::parts`], is the reference these are
 //! tested against (`tests/fused.rs`).
 
-use super::gemm::{View, matmul, matmul_strided};
+use super::gemm::{View, matmul, matmul_strided, product_new};
 use crate::nn::dann::SHUNT_EPS;
 
 /// Sizes of one DANN layer applied to one batch.
@@ -100,12 +100,9 @@ pub fn forward(dims: Dims, x: &[f32], p: Params) -> (Vec<f32>, Saved) {
     let exp_alpha: Vec<f32> = p.alpha.iter().map(|a| a.exp()).collect();
     let mut m = Vec::with_capacity(2 * ne * ni);
     m.extend_from_slice(p.wei);
-    m.extend(
-        p.wei
-            .iter()
-            .enumerate()
-            .map(|(idx, &v)| v * exp_alpha[idx % ni]),
-    );
+    for row in p.wei.chunks_exact(ni.max(1)) {
+        m.extend(row.iter().zip(&exp_alpha).map(|(&v, &e)| v * e));
+    }
 
     let mut z_cat = vec![0.0; b * width];
     let xv = View::new(x, b, d);
@@ -193,44 +190,35 @@ pub fn backward(
 
     // d[Wei; S] = dPᵀ · zi (2 ne, ni)
     let zi = View::columns(&saved.z_cat, b, width, ne, ni);
-    let mut dm = vec![0.0; 2 * ne * ni];
-    matmul(&mut dm, View::new(&dp, b, 2 * ne).t(), zi, false);
+    let dm = product_new(View::new(&dp, b, 2 * ne).t(), zi);
     let (dwei_direct, ds) = dm.split_at(ne * ni);
     let mut dwei = dwei_direct.to_vec();
     let mut dalpha = vec![0.0; ni];
     let s = &saved.m[ne * ni..];
-    for idx in 0..ne * ni {
-        let j = idx % ni;
-        dwei[idx] += ds[idx] * saved.exp_alpha[j];
-        dalpha[j] += ds[idx] * s[idx];
+    for ((dwei, ds), s) in dwei
+        .chunks_exact_mut(ni.max(1))
+        .zip(ds.chunks_exact(ni.max(1)))
+        .zip(s.chunks_exact(ni.max(1)))
+    {
+        for j in 0..ni {
+            dwei[j] += ds[j] * saved.exp_alpha[j];
+            dalpha[j] += ds[j] * s[j];
+        }
     }
 
     // dzi = dP · [Wei; S] (B, ni), written into the dzi block of dZ.
-    let mut dzi = vec![0.0; b * ni];
-    matmul(
-        &mut dzi,
-        View::new(&dp, b, 2 * ne),
-        View::new(&saved.m, 2 * ne, ni),
-        false,
-    );
+    let dzi = product_new(View::new(&dp, b, 2 * ne), View::new(&saved.m, 2 * ne, ni));
     for row in 0..b {
         dz_cat[row * width + ne..(row + 1) * width].copy_from_slice(&dzi[row * ni..(row + 1) * ni]);
     }
 
     // d[Wex; Wix] = dZᵀ · x (ne + ni, d): Wex's rows first, then Wix's.
-    let mut dw = vec![0.0; width * d];
-    matmul(
-        &mut dw,
-        View::new(&dz_cat, b, width).t(),
-        View::new(x, b, d),
-        false,
-    );
+    let mut dw = product_new(View::new(&dz_cat, b, width).t(), View::new(x, b, d));
     let dwix = dw.split_off(ne * d);
     let dx = need_x.then(|| {
-        let mut dx = vec![0.0; b * d];
         let dze = View::columns(&dz_cat, b, width, 0, ne);
         let dzi = View::columns(&dz_cat, b, width, ne, ni);
-        matmul(&mut dx, dze, View::new(wex, ne, d), false);
+        let mut dx = product_new(dze, View::new(wex, ne, d));
         matmul(&mut dx, dzi, View::new(wix, ni, d), true);
         dx
     });

@@ -5,7 +5,7 @@
 //! The plain tensor version, `x.matmul(Wᵀ) + b`, is the reference these are tested against
 //! (`tests/fused.rs`).
 
-use super::gemm::{View, matmul};
+use super::gemm::{View, matmul, product_new};
 
 /// Gradients of one affine map.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,13 +49,8 @@ pub fn backward(
             *acc += v;
         }
     }
-    let mut dw = vec![0.0; n * d];
-    matmul(&mut dw, View::new(dy, b, n).t(), View::new(x, b, d), false);
-    let dx = need_x.then(|| {
-        let mut dx = vec![0.0; b * d];
-        matmul(&mut dx, View::new(dy, b, n), View::new(weight, n, d), false);
-        dx
-    });
+    let dw = product_new(View::new(dy, b, n).t(), View::new(x, b, d));
+    let dx = need_x.then(|| product_new(View::new(dy, b, n), View::new(weight, n, d)));
     Grads {
         x: dx,
         weight: dw,

@@ -1,4 +1,18 @@
-//! Row-major matrix products on host slices through the `gemm` crate (rayon-parallel).
+//! Row-major matrix products on host slices: the packing-free kernels of [`super::skinny`]
+//! where one dimension is small, the `gemm` crate (rayon-parallel) elsewhere.
+
+use super::skinny::{self, Raw, RawMut};
+
+/// Which implementation a product takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The packing-free kernel where it is expected to be faster, else the `gemm` crate.
+    Auto,
+    /// Always the `gemm` crate.
+    Packed,
+    /// The packing-free kernel whenever the operands' layout and the CPU allow it.
+    Unpacked,
+}
 
 /// A read-only matrix view: data with its row and column strides (in elements), so that a
 /// transpose or a column block of a wider matrix is a view, not a copy.
@@ -67,13 +81,46 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 pub fn matmul_strided(dst: &mut [f32], dst_row_stride: usize, a: View, b: View, accumulate: bool) {
     // Small products run on one thread: splitting them costs more than it saves.
     let parallel = a.rows * b.cols * a.cols >= 1 << 16;
-    product(dst, dst_row_stride, a, b, accumulate, parallel);
+    product(dst, dst_row_stride, a, b, accumulate, parallel, Path::Auto);
+}
+
+/// As [`matmul`], through the implementation `path` (for benchmarks and tests).
+pub fn matmul_with(dst: &mut [f32], a: View, b: View, accumulate: bool, path: Path) {
+    assert_eq!(dst.len(), a.rows * b.cols, "destination size");
+    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    product(dst, b.cols, a, b, accumulate, parallel, path);
 }
 
 /// As [`matmul`], on the calling thread only: for products inside a rayon task.
 pub fn matmul_serial(dst: &mut [f32], a: View, b: View, accumulate: bool) {
     assert_eq!(dst.len(), a.rows * b.cols, "destination size");
-    product(dst, b.cols, a, b, accumulate, false);
+    product(dst, b.cols, a, b, accumulate, false, Path::Auto);
+}
+
+/// `a · b` in a new row-major `(a.rows, b.cols)` buffer. The buffer is not zeroed first: the
+/// product writes every entry.
+pub fn product_new(a: View, b: View) -> Vec<f32> {
+    let len = a.rows * b.cols;
+    let mut out = Vec::with_capacity(len);
+    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    // SAFETY: `out` has room for `len` entries, which the product writes (and does not read:
+    // `accumulate` is false) before they become its length.
+    unsafe {
+        product_raw(
+            Out {
+                ptr: out.as_mut_ptr(),
+                len,
+            },
+            b.cols,
+            a,
+            b,
+            false,
+            parallel,
+            Path::Auto,
+        );
+        out.set_len(len);
+    }
+    out
 }
 
 fn product(
@@ -83,6 +130,35 @@ fn product(
     b: View,
     accumulate: bool,
     parallel: bool,
+    path: Path,
+) {
+    let out = Out {
+        ptr: dst.as_mut_ptr(),
+        len: dst.len(),
+    };
+    // SAFETY: `dst` is an exclusively borrowed, initialised buffer of `len` entries.
+    unsafe { product_raw(out, dst_row_stride, a, b, accumulate, parallel, path) }
+}
+
+/// A destination buffer of `len` entries, possibly not yet initialised.
+struct Out {
+    ptr: *mut f32,
+    len: usize,
+}
+
+/// The product into `dst`, whose rows are `dst_row_stride` entries apart.
+///
+/// # Safety
+/// `dst` is valid for writes of `len` entries, overlaps neither operand, and is initialised
+/// when `accumulate` (the product reads it then).
+unsafe fn product_raw(
+    dst: Out,
+    dst_row_stride: usize,
+    a: View,
+    b: View,
+    accumulate: bool,
+    parallel: bool,
+    path: Path,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert_eq!(b.rows, k, "inner dimensions");
@@ -93,14 +169,54 @@ fn product(
         return;
     }
     assert!(
-        dst.len() >= (m - 1) * dst_row_stride + n,
+        dst.len >= (m - 1) * dst_row_stride + n,
         "destination out of bounds"
     );
     if k == 0 {
         if !accumulate {
-            for row in dst.chunks_mut(dst_row_stride).take(m) {
-                row[..n].fill(0.0);
+            for i in 0..m {
+                // SAFETY: row i's n entries are within `len` (asserted above).
+                unsafe { std::ptr::write_bytes(dst.ptr.add(i * dst_row_stride), 0, n) };
             }
+        }
+        return;
+    }
+    let (ra, rb) = (
+        Raw {
+            ptr: a.data.as_ptr(),
+            rs: a.row_stride,
+            cs: a.col_stride,
+        },
+        Raw {
+            ptr: b.data.as_ptr(),
+            rs: b.row_stride,
+            cs: b.col_stride,
+        },
+    );
+    if let Some(kernel) = skinny::kernel_for(ra, rb)
+        && (path == Path::Unpacked || path == Path::Auto && unpacked_wins(kernel, m, k, n))
+    {
+        let parts = if parallel {
+            rayon::current_num_threads()
+        } else {
+            1
+        };
+        // Blocks of ROW_BLOCK rows of A and of the result, so that A's block stays in L2 while
+        // B streams past it once per block.
+        for i0 in (0..m).step_by(ROW_BLOCK) {
+            let rows = (m - i0).min(ROW_BLOCK);
+            let a_block = Raw {
+                ptr: ra.ptr.wrapping_add(i0 * ra.rs),
+                ..ra
+            };
+            let out = RawMut {
+                ptr: dst.ptr.wrapping_add(i0 * dst_row_stride),
+                rs: dst_row_stride,
+            };
+            // SAFETY: the CPU has AVX2 and FMA (`kernel_for`); the views and the destination
+            // were bounds-checked above, the block is rows i0..i0 + rows of both, and the
+            // caller guarantees `dst` overlaps neither operand.
+            unsafe { skinny::product(kernel, [rows, k, n], a_block, rb, out, accumulate, parts) };
         }
         return;
     }
@@ -109,14 +225,15 @@ fn product(
     } else {
         gemm::Parallelism::None
     };
-    // SAFETY: every view was bounds-checked above for its shape and strides, and `dst` is an
-    // exclusively borrowed buffer holding m rows of n entries, `dst_row_stride` apart.
+    // SAFETY: every view was bounds-checked above for its shape and strides, and `dst` holds m
+    // rows of n entries, `dst_row_stride` apart, overlapping neither operand (the caller's
+    // contract); with `accumulate` false the gemm crate does not read it.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.ptr,
             1,
             dst_row_stride as isize,
             accumulate,
@@ -133,6 +250,27 @@ fn product(
             false,
             parallelism,
         );
+    }
+}
+
+/// Rows of A (and of the result) per call of the packing-free kernels.
+const ROW_BLOCK: usize = 128;
+
+/// Whether the packing-free kernel beats the packed GEMM for an `m × k · k × n` product, as
+/// measured by `cargo bench -p dales --bench gemm` (docs/benchmarks.md). The dot kernel (the
+/// forward `x · Wᵀ`) wins for long dot products at any batch, in row blocks of
+/// [`ROW_BLOCK`]; short ones (`k < 256`) cost too much in the sums across lanes at their
+/// ends. The broadcast kernel wins when the batch is small (at most 128) and the other
+/// dimensions are not: its tiles are 16 columns wide, which wastes lanes on narrow results,
+/// and without packing it reads a large A less well than the packed GEMM does.
+fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
+    let small = |v: usize| v <= 128;
+    let large = |v: usize| v >= 256;
+    match kernel {
+        // A · Wᵀ: the forward product.
+        skinny::Kernel::Dot => large(k),
+        // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k).
+        skinny::Kernel::Broadcast => small(m) && large(k) || small(k) && large(n),
     }
 }
 

@@ -21,7 +21,19 @@ pub mod gamma;
 pub mod gemm;
 pub mod math;
 pub mod sequence;
+pub(crate) mod skinny;
 pub mod update;
+
+/// Run `f` on one of rayon's worker threads and wait for it.
+///
+/// The fused ops split their products and passes across rayon's threads. Called from a thread
+/// outside the pool, each split hands its work to the pool and sleeps until it is done (a
+/// context switch or two, tens of microseconds, for each of the few dozen products of a
+/// training step); called from a worker, the split costs a push onto a queue. A training step
+/// therefore runs inside this.
+pub fn on_workers<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
+}
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
