@@ -80,6 +80,10 @@ by_key = {(r["name"], r["batch"]): r for r in ref["results"] if r["device"] == "
 print(f"dales {dales['info']['dales']} ({dales['info']['backend']}) vs torch {ref['info']['torch']} "
       f"({ref['info']['threads']} threads), {ref['info']['platform']}")
 print()
+peak = dales["info"]["peak_gflops"]
+how = "measured" if dales["info"].get("peak_measured") else "given"
+print(f"fp32 peak: {peak:.1f} GFLOP/s ({how})")
+print()
 print("| case | batch | dales ms | reference ms | speed-up (ref ÷ dales) | dales GFLOP/s | % of peak |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for d in dales["results"]:

@@ -242,6 +242,10 @@ fn bench_rejects_bad_flags() {
         ),
         (&["bench", "--batches", "32,0", "--quick"][..], "--batches"),
         (&["bench", "--steps", "0", "--no-epoch"][..], "--steps"),
+        (
+            &["bench", "--peak-gflops", "0", "--quick"][..],
+            "--peak-gflops: expected a positive number",
+        ),
     ] {
         let o = dales(args);
         assert!(!o.status.success(), "{args:?} succeeded");
