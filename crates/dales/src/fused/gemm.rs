@@ -79,15 +79,20 @@ pub fn matmul(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 /// As [`matmul`], into a destination whose rows are `dst_row_stride` entries apart (e.g. a
 /// column block of a wider matrix, starting at `dst[0]`).
 pub fn matmul_strided(dst: &mut [f32], dst_row_stride: usize, a: View, b: View, accumulate: bool) {
-    // Small products run on one thread: splitting them costs more than it saves.
-    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    let parallel = worth_splitting(&a, &b);
     product(dst, dst_row_stride, a, b, accumulate, parallel, Path::Auto);
+}
+
+/// Whether a product is large enough to split across threads: smaller ones run on one thread,
+/// where splitting them would cost more than it saves.
+fn worth_splitting(a: &View, b: &View) -> bool {
+    a.rows * b.cols * a.cols >= 1 << 16
 }
 
 /// As [`matmul`], through the implementation `path` (for benchmarks and tests).
 pub fn matmul_with(dst: &mut [f32], a: View, b: View, accumulate: bool, path: Path) {
     assert_eq!(dst.len(), a.rows * b.cols, "destination size");
-    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    let parallel = worth_splitting(&a, &b);
     product(dst, b.cols, a, b, accumulate, parallel, path);
 }
 
@@ -102,7 +107,7 @@ pub fn matmul_serial(dst: &mut [f32], a: View, b: View, accumulate: bool) {
 pub fn product_new(a: View, b: View) -> Vec<f32> {
     let len = a.rows * b.cols;
     let mut out = Vec::with_capacity(len);
-    let parallel = a.rows * b.cols * a.cols >= 1 << 16;
+    let parallel = worth_splitting(&a, &b);
     // SAFETY: `out` has room for `len` entries, which the product writes (and does not read:
     // `accumulate` is false) before they become its length.
     unsafe {
