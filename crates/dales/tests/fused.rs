@@ -4,94 +4,31 @@
 mod common;
 
 use burn::tensor::{DType, Tensor, TensorData};
-use common::{assert_as_accurate, assert_as_accurate_abs, device, host, uniform};
-use dales::fused;
-use dales::nn::{
-    DannConfig, DannDense, InitRng, Layer, Mlp, MlpConfig, ModelKind, ParamValue, Parameterised,
+use common::{
+    assert_as_accurate, assert_as_accurate_abs, assert_as_accurate_within, dann, device, host,
+    uniform,
 };
+use dales::fused;
+use dales::nn::{Mlp, MlpConfig, ModelKind, ParamValue, Parameterised};
 use dales::train::cross_entropy;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-
-/// A DANN layer initialised as in the paper, then with α, g and b moved off their initial
-/// values so that every gradient path is exercised.
-fn layer(d: usize, ne: usize, ni: usize, first: bool, seed: u64) -> DannDense {
-    let dev = device();
-    let l = DannConfig {
-        n_in: d,
-        ne,
-        ni,
-        first_layer: first,
-    }
-    .init(&mut InitRng::new(seed), &dev)
-    .unwrap();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed + 100);
-    let values = l
-        .entries()
-        .into_iter()
-        .map(|e| {
-            let shape = e.value.shape();
-            let mut v = e.value.to_f32_vec();
-            match e.name {
-                "alpha" => v.iter_mut().for_each(|a| *a += rng.random_range(-0.5..0.5)),
-                "gain" => v.iter_mut().for_each(|g| *g = rng.random_range(0.5..1.5)),
-                "bias" => v.iter_mut().for_each(|b| *b = rng.random_range(-0.2..0.2)),
-                _ => {}
-            }
-            ParamValue::from_f32(v, &shape, &dev)
-        })
-        .collect();
-    l.with_values(values)
-}
-
-/// Output and the gradients of x and of every parameter under the loss Σ z ⊙ R (R fixed,
-/// random), through the fused op or the plain tensor version.
-fn run(l: &DannDense, x: &Tensor<2>, fused_path: bool) -> Vec<(String, Vec<f64>)> {
-    let x = x.clone().require_grad();
-    let z = if fused_path {
-        fused::dann_layer(
-            x.clone(),
-            [l.wex.val(), l.wix.val(), l.wei.val()],
-            [l.alpha.val(), l.gain.val(), l.bias.val()],
-        )
-    } else {
-        l.parts(x.clone()).z
-    };
-    let [b, ne] = z.dims();
-    let r = (uniform(b, ne, 9, &device()) - 0.5).cast(z.dtype());
-    let grads = (z.clone() * r).sum().backward();
-    let mut out = vec![
-        ("z".to_string(), host(z)),
-        ("dx".to_string(), host(x.grad(&grads).unwrap())),
-    ];
-    for e in l.entries() {
-        let g = match &e.value {
-            ParamValue::Vector(t) => host(t.grad(&grads).unwrap()),
-            ParamValue::Matrix(t) => host(t.grad(&grads).unwrap()),
-        };
-        out.push((format!("d{}", e.name), g));
-    }
-    out
-}
-
-fn to_f64_layer(l: &DannDense) -> DannDense {
-    let values = l
-        .entries()
-        .into_iter()
-        .map(|e| e.value.cast(DType::F64))
-        .collect();
-    l.clone().with_values(values)
-}
 
 fn compare_layer(d: usize, ne: usize, ni: usize, first: bool, batch: usize) {
-    let l = layer(d, ne, ni, first, (d + ne + ni) as u64);
+    let l = dann::layer(d, ne, ni, first, (d + ne + ni) as u64, &device());
     let x = uniform(batch, d, 3, &device());
-    let fused_out = run(&l, &x, true);
-    let plain_out = run(&l, &x, false);
-    let truth = run(&to_f64_layer(&l), &x.clone().cast(DType::F64), false);
+    let fused_out = dann::outputs(&l, &x, true);
+    let plain_out = dann::outputs(&l, &x, false);
+    let l64 = dann::on(&l, &device(), DType::F64);
+    let truth = dann::outputs(&l64, &x.clone().cast(DType::F64), false);
     for (((name, fast), (_, plain)), (_, truth)) in fused_out.iter().zip(&plain_out).zip(&truth) {
         let what = format!("{d}→{ne}/{ni} B={batch}: {name}");
-        assert_as_accurate(&what, fast, plain, truth, 1e-5);
+        // dα sums ne terms through ẑ = ze − Wei zi, which nearly cancels at the initialisation,
+        // so it inherits the forward products' rounding many times over. On an AVX-512 CPU
+        // (the packed GEMM, 16 lanes) the fused dα at B = 130 came out 0.7–4.0× as far from
+        // the f64 truth as the plain version over eight seeds, and 0.4–1.1× with the forward
+        // products accumulated in f64: the spread is the products' f32 rounding, not the
+        // backward pass. A wrong dα is off by orders of magnitude more.
+        let factor = if name == "dalpha" { 5.0 } else { 2.0 };
+        assert_as_accurate_within(&what, fast, plain, truth, 1e-5, factor);
     }
 }
 
@@ -116,7 +53,7 @@ fn fused_layer_matches_plain_single_interneuron() {
 
 #[test]
 fn fused_layer_without_autodiff_matches() {
-    let l = layer(40, 20, 4, true, 5);
+    let l = dann::layer(40, 20, 4, true, 5, &device());
     let inner = dales::device::cpu();
     let x = uniform(6, 40, 2, &inner);
     let z = fused::dann_layer(
@@ -125,7 +62,9 @@ fn fused_layer_without_autodiff_matches() {
         [l.alpha.val(), l.gain.val(), l.bias.val()].map(|t| t.inner()),
     );
     let plain = l.parts(x.clone().autodiff()).z;
-    let truth = to_f64_layer(&l).parts(x.autodiff().cast(DType::F64)).z;
+    let truth = dann::on(&l, &device(), DType::F64)
+        .parts(x.autodiff().cast(DType::F64))
+        .z;
     assert_as_accurate("no autodiff", &host(z), &host(plain), &host(truth), 1e-5);
 }
 

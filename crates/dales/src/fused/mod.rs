@@ -7,14 +7,18 @@
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
 //! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
 //! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
-//! Everywhere else (the `gpu` feature's wgpu backend, f64 outside gamma, or with
+//! On the `gpu` feature's wgpu backend the DANN layer and the gamma activation run as CubeCL
+//! kernels with the same analytic backward passes ([`cube`], f32).
+//! Everywhere else (the other ops on the GPU, f64 outside gamma, or with
 //! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
-//! reference: `tests/fused.rs`, `tests/gamma.rs` and `tests/fused_sequence.rs` compare the
-//! two, forward and every gradient.
+//! reference: `tests/fused.rs`, `tests/gamma.rs`, `tests/fused_sequence.rs` and, on the GPU,
+//! `tests/gpu.rs` compare the two, forward and every gradient.
 #![allow(deprecated)] // burn-ndarray is deprecated in burn 0.22; it is the CPU backend dales measured fastest.
 
 pub mod arun_seq;
 pub mod controller;
+#[cfg(feature = "gpu")]
+mod cube;
 pub mod dann;
 pub mod dense;
 pub mod gamma;
@@ -71,12 +75,33 @@ fn on_ndarray<const D: usize>(t: &Tensor<D>) -> bool {
     matches!(t.device().inner().as_dispatch(), DispatchDevice::NdArray(_))
 }
 
+/// Whether `t` lives on the `gpu` feature's CubeCL (wgpu) backend.
+fn on_cube<const D: usize>(t: &Tensor<D>) -> bool {
+    #[cfg(feature = "gpu")]
+    return matches!(t.device().inner().as_dispatch(), DispatchDevice::Cube(_));
+    #[cfg(not(feature = "gpu"))]
+    {
+        let _ = t;
+        false
+    }
+}
+
 /// Whether `tensors` can take the fused CPU path: all f32 on the NdArray backend, and fusing on.
 pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     enabled()
         && tensors
             .iter()
             .all(|t| t.dtype() == DType::F32 && on_ndarray(t))
+}
+
+/// Whether `tensors` can take a fused op that also has CubeCL kernels ([`dann_layer`],
+/// [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
+pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    applies(tensors)
+        || (enabled()
+            && tensors
+                .iter()
+                .all(|t| t.dtype() == DType::F32 && on_cube(t)))
 }
 
 /// Whether a whole sequence can run as one fused op ([`arun_sequence`], [`rnn_sequence`]):
@@ -102,14 +127,14 @@ pub struct DannInputs<B: Backend> {
 }
 
 /// Backends with a fused DANN layer.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait DannKernels: Backend {
     /// The DANN layer's output `z (B, ne)`.
     fn dann_layer(#[extension_type] p: DannInputs<Self>) -> FloatTensor<Self>;
 }
 
 /// The DANN layer `z = g ⊙ (Wex x − Wei Wix x) / ((Wei ⊙ e^α) Wix x + ε) + b` as one fused op
-/// (spec A1.2). Only for tensors where [`applies`] holds; the layer checks.
+/// (spec A1.2). Only for tensors where [`applies_with_gpu`] holds; the layer checks.
 pub fn dann_layer(
     x: Tensor<2>,
     [wex, wix, wei]: [Tensor<2>; 3],
@@ -320,14 +345,15 @@ pub struct GammaInputs<B: Backend> {
 }
 
 /// Backends with a fused gamma activation.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait GammaKernels: Backend {
     /// `γ(x; n, s) (B, H)`.
     fn gamma(#[extension_type] p: GammaInputs<Self>) -> FloatTensor<Self>;
 }
 
 /// `γ(x; n, s)` (spec C1) as one fused op with an analytic backward. Only for tensors where
-/// [`applies_float`] holds and `n > 0`; [`crate::nn::gamma::gamma`] checks and floors `n`.
+/// [`applies_float`] or [`applies_with_gpu`] holds and `n > 0`; [`crate::nn::gamma::gamma`]
+/// checks and floors `n`.
 pub fn gamma(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as GammaKernels>::gamma(GammaInputs {
         x: x.into_dispatch(),

@@ -1,5 +1,6 @@
 //! The optimiser's last stages (spec D1 rule, then projection) for plain SGD as one pass over
-//! each parameter on the host, instead of one tensor op per stage.
+//! each parameter, on the host or (the `gpu` feature) as one CubeCL kernel, instead of one
+//! tensor op per stage.
 
 use burn::backend::NdArray;
 use burn::tensor::Tensor;
@@ -31,6 +32,20 @@ pub fn sgd_step(
     projection: Projection,
 ) -> Result<ParamValue, Tensor<1>> {
     let flat = value.flatten().without_autodiff();
+    #[cfg(feature = "gpu")]
+    if super::applies_with_gpu(&[&flat, &grad]) && !applies(&[&flat, &grad]) {
+        use burn::backend::Cube;
+        let (Ok(p), Ok(g)) = (
+            flat.try_into_primitive::<Cube>(),
+            grad.clone().try_into_primitive::<Cube>(),
+        ) else {
+            return Err(grad);
+        };
+        let exponentiated = rule == UpdateRule::Eg;
+        let nonneg = projection == Projection::NonNegative;
+        let out = super::cube::sgd_step(p, g, lr as f32, exponentiated, nonneg);
+        return Ok(value.with_flat(Tensor::from_primitive::<Cube>(out)));
+    }
     if !applies(&[&flat, &grad]) {
         return Err(grad);
     }

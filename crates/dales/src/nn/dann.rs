@@ -227,11 +227,11 @@ impl DannDense {
 }
 
 impl Layer for DannDense {
-    /// The fused CPU op ([`crate::fused::dann_layer`]) where it applies, otherwise the plain
-    /// tensor version ([`DannDense::parts`]).
+    /// The fused op ([`crate::fused::dann_layer`]: host kernels on the CPU, CubeCL kernels on
+    /// the GPU) where it applies, otherwise the plain tensor version ([`DannDense::parts`]).
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let (wex, wix, wei) = (self.wex.val(), self.wix.val(), self.wei.val());
-        if crate::fused::applies(&[&x, &wex, &wix, &wei]) {
+        if crate::fused::applies_with_gpu(&[&x, &wex, &wix, &wei]) {
             let vectors = [self.alpha.val(), self.gain.val(), self.bias.val()];
             return crate::fused::dann_layer(x, [wex, wix, wei], vectors);
         }

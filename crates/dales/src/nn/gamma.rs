@@ -31,8 +31,8 @@ use burn::tensor::activation::log_sigmoid;
 /// The floor of the gain `n` (see the module documentation).
 pub const N_MIN: f64 = 1e-3;
 
-/// `γ(x; n, s)`: the fused CPU op with its analytic backward where it applies (NdArray, f32 or
-/// f64), the plain tensor version ([`gamma_plain`]) elsewhere. `n` is floored at [`N_MIN`].
+/// `γ(x; n, s)`: the fused op with its analytic backward where it applies (NdArray in f32 or
+/// f64, the GPU in f32), the plain tensor version ([`gamma_plain`]) elsewhere. `n` is floored at [`N_MIN`].
 ///
 /// # Panics
 /// If `n` or `s` is not `(1, 1)`, `(1, H)` or `(B, H)` for `x (B, H)` (a programming error:
@@ -40,7 +40,7 @@ pub const N_MIN: f64 = 1e-3;
 pub fn gamma(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
     check_shapes(&x, &n, &s);
     let n = n.clamp_min(N_MIN);
-    if crate::fused::applies_float(&[&x, &n, &s]) {
+    if crate::fused::applies_float(&[&x, &n, &s]) || crate::fused::applies_with_gpu(&[&x, &n, &s]) {
         return crate::fused::gamma(x, n, s);
     }
     gamma_plain(x, n, s)
@@ -50,8 +50,7 @@ pub fn gamma(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
 /// `x`: `softplus_n(x) = −log σ(−n x)/n` and `σ(n x) = exp(log σ(n x))` through burn's
 /// log-sum-exp `log_sigmoid`, whose gradient is right at `x = 0` too (burn 0.22's `sigmoid`
 /// on the NdArray backend computes f64 inputs only to f32 precision, too coarse for
-/// finite-difference checks). The reference the fused op is tested against, and the version
-/// the GPU runs.
+/// finite-difference checks). The reference the fused ops are tested against.
 pub fn gamma_plain(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
     let z = x * n.clone();
     let softplus = log_sigmoid(z.clone().neg()).neg() / n;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod dann;
 pub mod reference;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
@@ -79,12 +80,35 @@ pub fn temp_dir(name: &str) -> std::path::PathBuf {
 /// gradient over a batch, DANN's α gradient) can miss a bare 1e-5 in either implementation,
 /// and this still fails a wrong or less accurate fast path.
 pub fn assert_as_accurate(what: &str, fast: &[f64], plain: &[f64], truth: &[f64], rtol: f64) {
+    assert_as_accurate_within(what, fast, plain, truth, rtol, 2.0);
+}
+
+/// As [`assert_as_accurate`], with `factor` times the plain version's error in place of twice.
+pub fn assert_as_accurate_within(
+    what: &str,
+    fast: &[f64],
+    plain: &[f64],
+    truth: &[f64],
+    rtol: f64,
+    factor: f64,
+) {
     let scale = truth.iter().fold(0.0f64, |m, v| m.max(v.abs())).max(1e-30);
-    assert_as_accurate_abs(what, fast, plain, truth, rtol * scale);
+    check_as_accurate(what, fast, plain, truth, rtol * scale, factor);
 }
 
 /// As [`assert_as_accurate`] with an absolute tolerance `atol` instead of a relative one.
 pub fn assert_as_accurate_abs(what: &str, fast: &[f64], plain: &[f64], truth: &[f64], atol: f64) {
+    check_as_accurate(what, fast, plain, truth, atol, 2.0);
+}
+
+fn check_as_accurate(
+    what: &str,
+    fast: &[f64],
+    plain: &[f64],
+    truth: &[f64],
+    atol: f64,
+    factor: f64,
+) {
     assert_eq!(fast.len(), truth.len(), "{what}: length");
     assert_eq!(plain.len(), truth.len(), "{what}: length");
     let err = |v: &[f64]| {
@@ -95,7 +119,7 @@ pub fn assert_as_accurate_abs(what: &str, fast: &[f64], plain: &[f64], truth: &[
     };
     let (fast_err, plain_err) = (err(fast), err(plain));
     assert!(
-        fast_err <= atol.max(2.0 * plain_err),
+        fast_err <= atol.max(factor * plain_err),
         "{what}: fast path off by {fast_err:.3e} (plain f32 {plain_err:.3e}, tolerance {atol:.3e})"
     );
 }

@@ -1,0 +1,633 @@
+//! The fused DANN layer and gamma activation on the `gpu` feature's CubeCL backend: the same
+//! ops, the same arithmetic and the same analytic backward passes as the host versions
+//! ([`super::dann`], [`super::gamma`]), with each element-wise pass one CubeCL kernel and each
+//! product burn's (cubek's) tuned matmul.
+//!
+//! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
+//! ([`dann_mix`]), `P = zi Mᵀ (B, 2 ne)`, then one pass ([`dann_out`]) writes `ẑ = ze − P₁`,
+//! `γ = P₂ + ε` and `z = g ⊙ ẑ / γ + b`. Backward: one pass per output column ([`dann_dz`])
+//! writes `dẑ`, `dP = [−dẑ, dγ]`, `dg` and `db` (column sums over the batch, no atomics);
+//! `dM = dPᵀ zi`, and one pass per inhibitory unit ([`dann_dwei`]) folds it into `dWei` and
+//! `dα`; then `dzi = dP M`, `dWex = dẑᵀ x`, `dWix = dziᵀ x` and `dx = dẑ Wex + dzi Wix`.
+//!
+//! Gamma: one pass forward ([`gamma_fwd`]) and one backward ([`gamma_bwd`]) over `x (B, H)`,
+//! `n` and `s` indexed in place as `(1, 1)`, `(1, H)` or `(B, H)`; the per-entry `dn`, `ds` are
+//! then summed to their parameter's shape.
+//!
+//! Tested against the plain tensor versions on Mesa's software Vulkan driver (`tests/gpu.rs`).
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Cube, TensorMetadata};
+use burn::tensor::{DType, Shape};
+use burn_cubecl::kernel::into_contiguous;
+use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
+use burn_cubecl::tensor::CubeTensor;
+use cubecl::prelude::*;
+
+use super::{DannInputs, DannKernels, GammaInputs, GammaKernels};
+use crate::nn::dann::SHUNT_EPS;
+
+/// The shunt's `ε` in f32.
+const EPS: f32 = SHUNT_EPS as f32;
+
+/// `M = [Wei; Wei ⊙ e^α] (2 ne, ni)`, one unit per entry; `half = ne · ni`.
+#[cube(launch)]
+fn dann_mix<F: Float>(wei: &[F], alpha: &[F], m: &mut [F], half: usize, ni: usize) {
+    let i = ABSOLUTE_POS;
+    if i < m.len() {
+        if i < half {
+            m[i] = wei[i];
+        } else {
+            let k = i - half;
+            m[i] = wei[k] * alpha[k % ni].exp();
+        }
+    }
+}
+
+/// `ẑ = ze − P₁`, `γ = P₂ + ε`, `z = g ⊙ ẑ / γ + b`, one unit per entry of `z (B, ne)`;
+/// `P (B, 2 ne)` holds the subtraction then the shunt.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn dann_out<F: Float>(
+    ze: &[F],
+    p: &[F],
+    gain: &[F],
+    bias: &[F],
+    zhat: &mut [F],
+    gamma: &mut [F],
+    z: &mut [F],
+    ne: usize,
+) {
+    let i = ABSOLUTE_POS;
+    if i < z.len() {
+        let row = i / ne;
+        let j = i % ne;
+        let zh = ze[i] - p[row * 2 * ne + j];
+        let ga = p[row * 2 * ne + ne + j] + F::new(EPS);
+        zhat[i] = zh;
+        gamma[i] = ga;
+        z[i] = gain[j] * zh / ga + bias[j];
+    }
+}
+
+/// One unit per output column `j`: down the batch, `dẑ = dz g / γ`, `dP = [−dẑ, −dẑ ẑ/γ]`,
+/// and the column sums `db = Σ dz`, `dg = Σ dz ẑ/γ`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn dann_dz<F: Float>(
+    dz: &[F],
+    zhat: &[F],
+    gamma: &[F],
+    gain: &[F],
+    dzhat: &mut [F],
+    dp: &mut [F],
+    dgain: &mut [F],
+    dbias: &mut [F],
+    b: usize,
+    ne: usize,
+) {
+    let j = ABSOLUTE_POS;
+    if j < ne {
+        let g = gain[j];
+        let mut sum_b = F::new(0.0);
+        let mut sum_g = F::new(0.0);
+        for row in 0..b {
+            let i = row * ne + j;
+            let r = zhat[i] / gamma[i];
+            let d = dz[i];
+            sum_b += d;
+            sum_g += d * r;
+            let dzh = d * g / gamma[i];
+            dzhat[i] = dzh;
+            dp[row * 2 * ne + j] = F::new(0.0) - dzh;
+            dp[row * 2 * ne + ne + j] = F::new(0.0) - dzh * r;
+        }
+        dgain[j] = sum_g;
+        dbias[j] = sum_b;
+    }
+}
+
+/// One unit per inhibitory unit `j`: from `dM = [dWei₁; dS] (2 ne, ni)` and `S = M₂`,
+/// `dWei = dWei₁ + dS ⊙ e^α` down column `j`, and `dα_j = Σ_i dS_ij S_ij`.
+#[cube(launch)]
+fn dann_dwei<F: Float>(
+    dm: &[F],
+    m: &[F],
+    alpha: &[F],
+    dwei: &mut [F],
+    dalpha: &mut [F],
+    ne: usize,
+    ni: usize,
+) {
+    let j = ABSOLUTE_POS;
+    if j < ni {
+        let e = alpha[j].exp();
+        let half = ne * ni;
+        let mut sum = F::new(0.0);
+        for row in 0..ne {
+            let k = row * ni + j;
+            let ds = dm[half + k];
+            dwei[k] = dm[k] + ds * e;
+            sum += ds * m[half + k];
+        }
+        dalpha[j] = sum;
+    }
+}
+
+/// The index of a shape parameter of `(rows, cols)` (each 1 or the full size) at `(row, col)`.
+#[cube]
+fn param_index(row: usize, col: usize, rows: usize, cols: usize) -> usize {
+    (row % rows) * cols + col % cols
+}
+
+/// `(softplus_n(x), σ(n x))`, stable for `n > 0` (see [`super::gamma::parts`]).
+#[cube]
+fn gamma_parts<F: Float>(x: F, n: F) -> (F, F) {
+    let z = n * x;
+    let e = (F::new(0.0) - z.abs()).exp();
+    let softplus = (z.max(F::new(0.0)) + e.log1p()) / n;
+    let sigma = select(
+        z >= F::new(0.0),
+        F::new(1.0) / (F::new(1.0) + e),
+        e / (F::new(1.0) + e),
+    );
+    (softplus, sigma)
+}
+
+/// `γ(x; n, s)`, one unit per entry of `x (B, H)`; `n` is `(n_rows, n_cols)`, `s` likewise.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn gamma_fwd<F: Float>(
+    x: &[F],
+    n: &[F],
+    s: &[F],
+    y: &mut [F],
+    h: usize,
+    n_rows: usize,
+    n_cols: usize,
+    s_rows: usize,
+    s_cols: usize,
+) {
+    let i = ABSOLUTE_POS;
+    if i < y.len() {
+        let row = i / h;
+        let col = i % h;
+        let nv = n[param_index(row, col, n_rows, n_cols)];
+        let sv = s[param_index(row, col, s_rows, s_cols)];
+        let (softplus, sigma) = gamma_parts::<F>(x[i], nv);
+        y[i] = (F::new(1.0) - sv) * softplus + sv * sigma;
+    }
+}
+
+/// `dx`, and the per-entry `dn`, `ds` (each `(B, H)`), from `dy`; one unit per entry.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+fn gamma_bwd<F: Float>(
+    x: &[F],
+    n: &[F],
+    s: &[F],
+    dy: &[F],
+    dx: &mut [F],
+    dn: &mut [F],
+    ds: &mut [F],
+    h: usize,
+    n_rows: usize,
+    n_cols: usize,
+    s_rows: usize,
+    s_cols: usize,
+) {
+    let i = ABSOLUTE_POS;
+    if i < dx.len() {
+        let row = i / h;
+        let col = i % h;
+        let nv = n[param_index(row, col, n_rows, n_cols)];
+        let sv = s[param_index(row, col, s_rows, s_cols)];
+        let xv = x[i];
+        let g = dy[i];
+        let (softplus, sigma) = gamma_parts::<F>(xv, nv);
+        let slope = sigma * (F::new(1.0) - sigma);
+        let one_minus_s = F::new(1.0) - sv;
+        dx[i] = g * (one_minus_s * sigma + sv * nv * slope);
+        dn[i] = g * (one_minus_s * (xv * sigma - softplus) / nv + sv * xv * slope);
+        ds[i] = g * (sigma - softplus);
+    }
+}
+
+/// One plain-SGD update entry by entry: `p − lr g`, or exponentiated gradient
+/// `p · exp(−lr · sign(p) · g)`, then optionally the projection onto `[0, ∞)` (NaN passes).
+#[cube(launch)]
+fn sgd_update(
+    p: &[f32],
+    g: &[f32],
+    out: &mut [f32],
+    lr: f32,
+    #[comptime] exponentiated: bool,
+    #[comptime] nonneg: bool,
+) {
+    let i = ABSOLUTE_POS;
+    if i < out.len() {
+        let pv = p[i];
+        let mut v = pv - lr * g[i];
+        if exponentiated {
+            let sign = select(pv > 0.0, 1.0f32, select(pv < 0.0, -1.0f32, 0.0f32));
+            v = pv * (sign * g[i] * (0.0 - lr)).exp();
+        }
+        if nonneg {
+            v = select(v < 0.0, 0.0f32, v);
+        }
+        out[i] = v;
+    }
+}
+
+/// [`super::update::sgd_step`] on the GPU: one kernel for the rule and the projection.
+pub(crate) fn sgd_step(
+    p: CubeTensor,
+    g: CubeTensor,
+    lr: f32,
+    exponentiated: bool,
+    nonneg: bool,
+) -> CubeTensor {
+    let (p, g) = (rows(p), rows(g));
+    let out = empty(&p, &p.shape().to_vec());
+    let (count, dim) = grid(out.shape().num_elements());
+    sgd_update::launch(
+        &p.client,
+        count,
+        dim,
+        buf(&p),
+        buf(&g),
+        buf(&out),
+        lr,
+        exponentiated,
+        nonneg,
+    );
+    out
+}
+
+/// Units per cube of the kernels above.
+const UNITS: u32 = 256;
+
+/// The launch grid for `units` units, one per kernel position.
+fn grid(units: usize) -> (CubeCount, CubeDim) {
+    let cubes = units.div_ceil(UNITS as usize).max(1) as u32;
+    (CubeCount::Static(cubes, 1, 1), CubeDim::new_1d(UNITS))
+}
+
+/// A row-major f32 tensor, laid out in rows if it was not.
+fn rows(t: CubeTensor) -> CubeTensor {
+    assert_eq!(t.dtype, DType::F32, "the CubeCL kernels run in f32");
+    into_contiguous(t)
+}
+
+/// An uninitialised row-major f32 tensor of `shape` on `like`'s device.
+fn empty(like: &CubeTensor, shape: &[usize]) -> CubeTensor {
+    empty_device_contiguous_dtype(
+        like.client.clone(),
+        like.device.clone(),
+        Shape::from(shape.to_vec()),
+        DType::F32,
+    )
+}
+
+fn buf(t: &CubeTensor) -> BufferArg {
+    t.clone().into_buffer_arg()
+}
+
+fn matmul(a: CubeTensor, b: CubeTensor) -> CubeTensor {
+    rows(Cube::float_matmul(a, b))
+}
+
+fn t(a: &CubeTensor) -> CubeTensor {
+    Cube::float_transpose(a.clone())
+}
+
+/// What the DANN layer's backward pass needs from its forward pass.
+#[derive(Debug, Clone)]
+struct DannSaved {
+    x: CubeTensor,
+    wex: CubeTensor,
+    wix: CubeTensor,
+    alpha: CubeTensor,
+    gain: CubeTensor,
+    /// `zi (B, ni)`.
+    zi: CubeTensor,
+    /// `[Wei; S] (2 ne, ni)`.
+    m: CubeTensor,
+    zhat: CubeTensor,
+    gamma: CubeTensor,
+}
+
+fn dann_forward(p: DannInputs<Cube>) -> (CubeTensor, DannSaved) {
+    let x = rows(p.x);
+    let [wex, wix, wei] = [p.wex, p.wix, p.wei].map(rows);
+    let [alpha, gain, bias] = [p.alpha, p.gain, p.bias].map(rows);
+    let (b, ne, ni) = (x.shape()[0], wex.shape()[0], wix.shape()[0]);
+    let client = x.client.clone();
+
+    let ze = matmul(x.clone(), t(&wex));
+    let zi = matmul(x.clone(), t(&wix));
+    let m = empty(&x, &[2 * ne, ni]);
+    let (count, dim) = grid(2 * ne * ni);
+    dann_mix::launch::<f32>(
+        &client,
+        count,
+        dim,
+        buf(&wei),
+        buf(&alpha),
+        buf(&m),
+        ne * ni,
+        ni,
+    );
+    let pm = matmul(zi.clone(), t(&m));
+    let [zhat, gamma, z] = [0; 3].map(|_| empty(&x, &[b, ne]));
+    let (count, dim) = grid(b * ne);
+    dann_out::launch::<f32>(
+        &client,
+        count,
+        dim,
+        buf(&ze),
+        buf(&pm),
+        buf(&gain),
+        buf(&bias),
+        buf(&zhat),
+        buf(&gamma),
+        buf(&z),
+        ne,
+    );
+    let saved = DannSaved {
+        x,
+        wex,
+        wix,
+        alpha,
+        gain,
+        zi,
+        m,
+        zhat,
+        gamma,
+    };
+    (z, saved)
+}
+
+/// The gradients `[x, Wex, Wix, Wei, α, g, b]`, `x`'s only when `need_x`.
+fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTensor>; 7] {
+    let dz = rows(dz);
+    let (b, ne, ni) = (s.x.shape()[0], s.wex.shape()[0], s.wix.shape()[0]);
+    let client = dz.client.clone();
+
+    let dzhat = empty(&dz, &[b, ne]);
+    let dp = empty(&dz, &[b, 2 * ne]);
+    let [dgain, dbias] = [0; 2].map(|_| empty(&dz, &[ne]));
+    let (count, dim) = grid(ne);
+    dann_dz::launch::<f32>(
+        &client,
+        count,
+        dim,
+        buf(&dz),
+        buf(&s.zhat),
+        buf(&s.gamma),
+        buf(&s.gain),
+        buf(&dzhat),
+        buf(&dp),
+        buf(&dgain),
+        buf(&dbias),
+        b,
+        ne,
+    );
+
+    let dm = matmul(t(&dp), s.zi.clone());
+    let dwei = empty(&dz, &[ne, ni]);
+    let dalpha = empty(&dz, &[ni]);
+    let (count, dim) = grid(ni);
+    dann_dwei::launch::<f32>(
+        &client,
+        count,
+        dim,
+        buf(&dm),
+        buf(&s.m),
+        buf(&s.alpha),
+        buf(&dwei),
+        buf(&dalpha),
+        ne,
+        ni,
+    );
+
+    let dzi = matmul(dp, s.m);
+    let dwex = matmul(t(&dzhat), s.x.clone());
+    let dwix = matmul(t(&dzi), s.x);
+    let dx = need_x.then(|| Cube::float_add(matmul(dzhat, s.wex), matmul(dzi, s.wix)));
+    [
+        dx,
+        Some(dwex),
+        Some(dwix),
+        Some(dwei),
+        Some(dalpha),
+        Some(dgain),
+        Some(dbias),
+    ]
+}
+
+impl DannKernels for Cube {
+    fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
+        dann_forward(p).0
+    }
+}
+
+#[derive(Debug)]
+struct DannCubeBackward;
+
+impl Backward<Cube, 7> for DannCubeBackward {
+    type State = DannSaved;
+
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dz = grads.consume::<Cube>(&ops.node);
+        let g = dann_backward(ops.state, dz, nodes[0].is_some());
+        for (node, g) in nodes.into_iter().zip(g) {
+            if let (Some(id), Some(g)) = (node, g) {
+                grads.register::<Cube>(id, g);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> DannKernels for Autodiff<Cube, C> {
+    fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [
+            p.x.node(),
+            p.wex.node(),
+            p.wix.node(),
+            p.wei.node(),
+            p.alpha.node(),
+            p.gain.node(),
+            p.bias.node(),
+        ];
+        let inner = DannInputs::<Cube> {
+            x: p.x.primitive().clone(),
+            wex: p.wex.primitive().clone(),
+            wix: p.wix.primitive().clone(),
+            wei: p.wei.primitive().clone(),
+            alpha: p.alpha.primitive().clone(),
+            gain: p.gain.primitive().clone(),
+            bias: p.bias.primitive().clone(),
+        };
+        match DannCubeBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (z, saved) = dann_forward(inner);
+                prep.finish(saved, z)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(dann_forward(inner).0),
+        }
+    }
+}
+
+/// A gamma activation's inputs laid out in rows, with the shapes of `n` and `s`.
+#[derive(Debug, Clone)]
+struct GammaArgs {
+    x: CubeTensor,
+    n: CubeTensor,
+    s: CubeTensor,
+}
+
+impl GammaArgs {
+    fn new(p: GammaInputs<Cube>) -> Self {
+        let [x, n, s] = [p.x, p.n, p.s].map(rows);
+        let [b, h] = dims2(&x);
+        for (name, t) in [("n", &n), ("s", &s)] {
+            let d = dims2(t);
+            assert!(
+                super::gamma::Broadcast::of(d, [b, h]).is_some(),
+                "gamma: {name} has shape {d:?}; for x of shape [{b}, {h}] it must be [1, 1], \
+                 [1, {h}] or [{b}, {h}]"
+            );
+        }
+        GammaArgs { x, n, s }
+    }
+
+    /// `(h, n_rows, n_cols, s_rows, s_cols)`.
+    fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+        let [_, h] = dims2(&self.x);
+        let [nr, nc] = dims2(&self.n);
+        let [sr, sc] = dims2(&self.s);
+        (h, nr, nc, sr, sc)
+    }
+}
+
+fn dims2(t: &CubeTensor) -> [usize; 2] {
+    let shape = t.shape();
+    [shape[0], shape[1]]
+}
+
+fn gamma_forward(a: &GammaArgs) -> CubeTensor {
+    let [b, h] = dims2(&a.x);
+    let y = empty(&a.x, &[b, h]);
+    let (count, dim) = grid(b * h);
+    let (h, nr, nc, sr, sc) = a.sizes();
+    gamma_fwd::launch::<f32>(
+        &a.x.client,
+        count,
+        dim,
+        buf(&a.x),
+        buf(&a.n),
+        buf(&a.s),
+        buf(&y),
+        h,
+        nr,
+        nc,
+        sr,
+        sc,
+    );
+    y
+}
+
+/// A per-entry gradient `(B, H)` summed down to a parameter's shape `(rows, cols)`.
+fn sum_to(g: CubeTensor, [rows, cols]: [usize; 2]) -> CubeTensor {
+    let [b, h] = dims2(&g);
+    let g = if rows == 1 && b > 1 {
+        Cube::float_sum_dim(g, 0)
+    } else {
+        g
+    };
+    if cols == 1 && h > 1 {
+        Cube::float_sum_dim(g, 1)
+    } else {
+        g
+    }
+}
+
+impl GammaKernels for Cube {
+    fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
+        gamma_forward(&GammaArgs::new(p))
+    }
+}
+
+#[derive(Debug)]
+struct GammaCubeBackward;
+
+impl Backward<Cube, 3> for GammaCubeBackward {
+    type State = GammaArgs;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = rows(grads.consume::<Cube>(&ops.node));
+        let a = ops.state;
+        let [b, h] = dims2(&a.x);
+        let [dx, dn, ds] = [0; 3].map(|_| empty(&a.x, &[b, h]));
+        let (count, dim) = grid(b * h);
+        let (h, nr, nc, sr, sc) = a.sizes();
+        gamma_bwd::launch::<f32>(
+            &a.x.client,
+            count,
+            dim,
+            buf(&a.x),
+            buf(&a.n),
+            buf(&a.s),
+            buf(&dy),
+            buf(&dx),
+            buf(&dn),
+            buf(&ds),
+            h,
+            nr,
+            nc,
+            sr,
+            sc,
+        );
+        let dn = sum_to(dn, dims2(&a.n));
+        let ds = sum_to(ds, dims2(&a.s));
+        for (node, g) in nodes.into_iter().zip([dx, dn, ds]) {
+            if let Some(id) = node {
+                grads.register::<Cube>(id, g);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> GammaKernels for Autodiff<Cube, C> {
+    fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
+        let nodes = [p.x.node(), p.n.node(), p.s.node()];
+        let args = GammaArgs::new(GammaInputs::<Cube> {
+            x: p.x.primitive().clone(),
+            n: p.n.primitive().clone(),
+            s: p.s.primitive().clone(),
+        });
+        match GammaCubeBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = gamma_forward(&args);
+                prep.finish(args, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(gamma_forward(&args)),
+        }
+    }
+}
