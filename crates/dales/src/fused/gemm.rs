@@ -263,19 +263,25 @@ const ROW_BLOCK: usize = 128;
 
 /// Whether the packing-free kernel beats the packed GEMM for an `m × k · k × n` product, as
 /// measured by `cargo bench -p dales --bench gemm` (docs/benchmarks.md). The dot kernel (the
-/// forward `x · Wᵀ`) wins for long dot products at any batch, in row blocks of
-/// [`ROW_BLOCK`]; short ones (`k < 256`) cost too much in the sums across lanes at their
-/// ends. The broadcast kernel wins when the batch is small (at most 128) and the other
-/// dimensions are not: its tiles are 16 columns wide, which wastes lanes on narrow results,
-/// and without packing it reads a large A less well than the packed GEMM does.
+/// forward `x · Wᵀ`) wins for long dot products, in row blocks of [`ROW_BLOCK`]; short ones
+/// (`k < 256`) cost too much in the sums across lanes at their ends. The broadcast kernel wins
+/// for the input gradient when the batch is small (at most 128) and the reduction is long: its
+/// tiles are 16 columns wide, which wastes lanes on narrow results, and without packing it
+/// reads a large A less well than the packed GEMM does.
+///
+/// On AVX2 CPUs without AVX-512 (an AMD EPYC) the dot kernel won at every batch and the
+/// broadcast kernel also won the weight gradients (`k` the batch, at most 128). On AVX-512
+/// CPUs (an Intel Xeon) the `gemm` crate's kernels are 16 lanes wide against these 8: there
+/// the packed GEMM took every product at batch 256 and above, and every weight gradient.
 fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
     let small = |v: usize| v <= 128;
     let large = |v: usize| v >= 256;
+    let wide = super::math::has_avx512();
     match kernel {
         // A · Wᵀ: the forward product.
-        skinny::Kernel::Dot => large(k),
+        skinny::Kernel::Dot => large(k) && (!wide || small(m)),
         // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k).
-        skinny::Kernel::Broadcast => small(m) && large(k) || small(k) && large(n),
+        skinny::Kernel::Broadcast => small(m) && large(k) || !wide && small(k) && large(n),
     }
 }
 

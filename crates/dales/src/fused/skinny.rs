@@ -61,12 +61,10 @@ const DC: usize = 3;
 
 /// The kernel for these operands, if one applies: `b` with unit column stride takes the
 /// broadcast kernel, `a` with unit column stride and `b` with unit row stride the dot kernel.
-/// `None` when the CPU lacks AVX2/FMA or the operands have neither layout, and on AVX-512
-/// CPUs: there the `gemm` crate's 16-wide kernels do twice the work per instruction of these
-/// 8-wide ones, and the trade-off has not been measured (this project's current machine has
-/// AVX2 only).
+/// `None` when the CPU lacks AVX2/FMA or the operands have neither layout. (Whether a kernel
+/// is worth taking is `gemm::unpacked_wins`'s decision.)
 pub(crate) fn kernel_for(a: Raw, b: Raw) -> Option<Kernel> {
-    if !super::math::has_avx2() || super::math::has_avx512() {
+    if !super::math::has_avx2() {
         return None;
     }
     if b.cs == 1 {
@@ -400,8 +398,7 @@ mod tests {
                             cs: sb[1],
                         };
                         // With k or n of 1 a layout is both; the broadcast kernel is taken then.
-                        // AVX-512 CPUs keep the packed GEMM, but the kernels still run here.
-                        if sb[1] != 1 && !crate::fused::math::has_avx512() {
+                        if sb[1] != 1 {
                             assert_eq!(kernel_for(ra, rb), Some(want_kernel));
                         }
                         let want = naive(&a, sa, &b, sb, [m, k, n]);
