@@ -40,8 +40,9 @@ pub struct BenchArgs {
     #[arg(long)]
     pub no_epoch: bool,
     /// The machine's fp32 peak in GFLOP/s, for the "% of peak" column. Default: measured
-    /// before the cases, with every thread running independent 8-wide FMA chains (the issue's
-    /// 157 assumed two 256-bit FMA pipes per core; this project's AMD EPYC VM measures 72–77).
+    /// before the cases, with every thread running independent FMA chains as wide as the CPU's
+    /// vectors (the 157 assumed two 256-bit FMA pipes per core; this project's AMD
+    /// EPYC VM measures 72–77, its AVX-512 Intel Xeon VM about 420).
     #[arg(long)]
     pub peak_gflops: Option<f64>,
     /// cpu, or gpu (a dales built with --features gpu).
