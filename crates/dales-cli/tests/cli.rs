@@ -29,6 +29,18 @@ fn temp(name: &str) -> PathBuf {
 }
 
 /// A config for the synthetic data: 6×6 images, 4 classes.
+/// `dales train --config config --out out`, which must succeed.
+fn train_config(config: &Path, out: &Path) {
+    let o = dales(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
 fn small_config(dir: &Path, data: &Path, kind: &str, epochs: usize) -> PathBuf {
     let path = dir.join(format!("{kind}.toml"));
     let toml = format!(
@@ -87,14 +99,7 @@ fn train_eval_compare_end_to_end() {
     for kind in ["dann", "mlp"] {
         let out = dir.join(kind);
         let cfg = small_config(&dir, &data, kind, 3);
-        let o = dales(&[
-            "train",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(o.status.success(), "{}", text(&o));
+        train_config(&cfg, &out);
         for f in [
             "config.toml",
             "metrics.csv",
@@ -270,14 +275,7 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
     .unwrap();
     let run = dir.join("run");
     let run_s = run.to_str().unwrap();
-    let o = dales(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run_s,
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    train_config(&config, &run);
     for f in [
         "checkpoint.safetensors",
         "metrics.csv",
@@ -376,14 +374,7 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
         );
     }
     let ff = dir.join("ff");
-    let o = dales(&[
-        "train",
-        "--config",
-        small_config(&dir, &data, "mlp", 1).to_str().unwrap(),
-        "--out",
-        ff.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    train_config(&small_config(&dir, &data, "mlp", 1), &ff);
     let o = dales(&["analyze", "traces", ff.to_str().unwrap()]);
     assert!(
         !o.status.success() && text(&o).contains("not a sequence-model run"),
@@ -411,14 +402,7 @@ fn copy_task_run_trains_evaluates_and_is_refused_by_image_commands() {
     .unwrap();
     let run = dir.join("run");
     let run_s = run.to_str().unwrap();
-    let o = dales(&[
-        "train",
-        "--config",
-        config.to_str().unwrap(),
-        "--out",
-        run_s,
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    train_config(&config, &run);
     let o = dales(&["eval", run_s]);
     assert!(
         o.status.success() && text(&o).contains("8 steps") && text(&o).contains("30 sequences"),
