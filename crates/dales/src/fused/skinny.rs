@@ -367,8 +367,9 @@ mod tests {
             .collect()
     }
 
-    /// Every tile edge: rows 1..=13, columns 1..=35, k 1..=19 (partial vectors), with `A` and
-    /// `B` in each supported layout, overwriting and accumulating, on one and on two threads.
+    /// Every tile edge: rows 1..=13, columns 1..=35, k 1..=33 (partial, whole and several
+    /// vectors), with `A` and `B` in each supported layout, overwriting and accumulating, on
+    /// one and on two threads.
     #[test]
     fn both_kernels_match_a_triple_loop_on_every_tile_edge() {
         if !crate::fused::math::has_avx2() {
@@ -377,7 +378,7 @@ mod tests {
         }
         for m in [1, 2, 5, 6, 7, 13] {
             for n in [1, 3, 4, 8, 9, 16, 17, 35] {
-                for k in [1, 7, 8, 9, 19] {
+                for k in [1, 7, 8, 9, 16, 19, 33] {
                     // (A strides, B strides, expected kernel)
                     let layouts = [
                         ([k, 1], [n, 1], Kernel::Broadcast), // A · B
