@@ -139,10 +139,25 @@ fn dann_dwei<F: Float>(
     }
 }
 
-/// The index of a shape parameter of `(rows, cols)` (each 1 or the full size) at `(row, col)`.
+/// The width of `x (B, h)` and the shapes `(rows, cols)` of `n` and `s`, each 1 or the full
+/// size.
+#[derive(CubeLaunch, CubeType)]
+struct GammaShape {
+    h: usize,
+    n_rows: usize,
+    n_cols: usize,
+    s_rows: usize,
+    s_cols: usize,
+}
+
+/// `n` and `s` at entry `i` of `x`.
 #[cube]
-fn param_index(row: usize, col: usize, rows: usize, cols: usize) -> usize {
-    (row % rows) * cols + col % cols
+fn params_at<F: Float>(n: &[F], s: &[F], i: usize, shape: &GammaShape) -> (F, F) {
+    let row = i / shape.h;
+    let col = i % shape.h;
+    let nv = n[(row % shape.n_rows) * shape.n_cols + col % shape.n_cols];
+    let sv = s[(row % shape.s_rows) * shape.s_cols + col % shape.s_cols];
+    (nv, sv)
 }
 
 /// `(softplus_n(x), σ(n x))`, stable for `n > 0` (see [`super::gamma::parts`]).
@@ -159,26 +174,12 @@ fn gamma_parts<F: Float>(x: F, n: F) -> (F, F) {
     (softplus, sigma)
 }
 
-/// `γ(x; n, s)`, one unit per entry of `x (B, H)`; `n` is `(n_rows, n_cols)`, `s` likewise.
+/// `γ(x; n, s)`, one unit per entry of `x (B, H)`.
 #[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-fn gamma_fwd<F: Float>(
-    x: &[F],
-    n: &[F],
-    s: &[F],
-    y: &mut [F],
-    h: usize,
-    n_rows: usize,
-    n_cols: usize,
-    s_rows: usize,
-    s_cols: usize,
-) {
+fn gamma_fwd<F: Float>(x: &[F], n: &[F], s: &[F], y: &mut [F], shape: GammaShape) {
     let i = ABSOLUTE_POS;
     if i < y.len() {
-        let row = i / h;
-        let col = i % h;
-        let nv = n[param_index(row, col, n_rows, n_cols)];
-        let sv = s[param_index(row, col, s_rows, s_cols)];
+        let (nv, sv) = params_at(n, s, i, &shape);
         let (softplus, sigma) = gamma_parts::<F>(x[i], nv);
         y[i] = (F::new(1.0) - sv) * softplus + sv * sigma;
     }
@@ -195,18 +196,11 @@ fn gamma_bwd<F: Float>(
     dx: &mut [F],
     dn: &mut [F],
     ds: &mut [F],
-    h: usize,
-    n_rows: usize,
-    n_cols: usize,
-    s_rows: usize,
-    s_cols: usize,
+    shape: GammaShape,
 ) {
     let i = ABSOLUTE_POS;
     if i < dx.len() {
-        let row = i / h;
-        let col = i % h;
-        let nv = n[param_index(row, col, n_rows, n_cols)];
-        let sv = s[param_index(row, col, s_rows, s_cols)];
+        let (nv, sv) = params_at(n, s, i, &shape);
         let xv = x[i];
         let g = dy[i];
         let (softplus, sigma) = gamma_parts::<F>(xv, nv);
@@ -457,24 +451,7 @@ impl Backward<Cube, 7> for DannCubeBackward {
 
 impl<C: CheckpointStrategy> DannKernels for Autodiff<Cube, C> {
     fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [
-            p.x.node(),
-            p.wex.node(),
-            p.wix.node(),
-            p.wei.node(),
-            p.alpha.node(),
-            p.gain.node(),
-            p.bias.node(),
-        ];
-        let inner = DannInputs::<Cube> {
-            x: p.x.primitive().clone(),
-            wex: p.wex.primitive().clone(),
-            wix: p.wix.primitive().clone(),
-            wei: p.wei.primitive().clone(),
-            alpha: p.alpha.primitive().clone(),
-            gain: p.gain.primitive().clone(),
-            bias: p.bias.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         match DannCubeBackward
             .prepare::<C>(nodes)
             .compute_bound()
@@ -512,12 +489,12 @@ impl GammaArgs {
         GammaArgs { x, n, s }
     }
 
-    /// `(h, n_rows, n_cols, s_rows, s_cols)`.
-    fn sizes(&self) -> (usize, usize, usize, usize, usize) {
+    /// The launch argument of [`GammaShape`].
+    fn shape(&self) -> GammaShapeLaunch {
         let [_, h] = dims2(&self.x);
         let [nr, nc] = dims2(&self.n);
         let [sr, sc] = dims2(&self.s);
-        (h, nr, nc, sr, sc)
+        GammaShapeLaunch::new(h, nr, nc, sr, sc)
     }
 }
 
@@ -530,7 +507,6 @@ fn gamma_forward(a: &GammaArgs) -> CubeTensor {
     let [b, h] = dims2(&a.x);
     let y = empty(&a.x, &[b, h]);
     let (count, dim) = grid(b * h);
-    let (h, nr, nc, sr, sc) = a.sizes();
     gamma_fwd::launch::<f32>(
         &a.x.client,
         count,
@@ -539,11 +515,7 @@ fn gamma_forward(a: &GammaArgs) -> CubeTensor {
         buf(&a.n),
         buf(&a.s),
         buf(&y),
-        h,
-        nr,
-        nc,
-        sr,
-        sc,
+        a.shape(),
     );
     y
 }
@@ -582,7 +554,6 @@ impl Backward<Cube, 3> for GammaCubeBackward {
         let [b, h] = dims2(&a.x);
         let [dx, dn, ds] = [0; 3].map(|_| empty(&a.x, &[b, h]));
         let (count, dim) = grid(b * h);
-        let (h, nr, nc, sr, sc) = a.sizes();
         gamma_bwd::launch::<f32>(
             &a.x.client,
             count,
@@ -594,11 +565,7 @@ impl Backward<Cube, 3> for GammaCubeBackward {
             buf(&dx),
             buf(&dn),
             buf(&ds),
-            h,
-            nr,
-            nc,
-            sr,
-            sc,
+            a.shape(),
         );
         let dn = sum_to(dn, dims2(&a.n));
         let ds = sum_to(ds, dims2(&a.s));
@@ -612,12 +579,8 @@ impl Backward<Cube, 3> for GammaCubeBackward {
 
 impl<C: CheckpointStrategy> GammaKernels for Autodiff<Cube, C> {
     fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [p.x.node(), p.n.node(), p.s.node()];
-        let args = GammaArgs::new(GammaInputs::<Cube> {
-            x: p.x.primitive().clone(),
-            n: p.n.primitive().clone(),
-            s: p.s.primitive().clone(),
-        });
+        let (nodes, inner) = p.split();
+        let args = GammaArgs::new(inner);
         match GammaCubeBackward
             .prepare::<C>(nodes)
             .compute_bound()

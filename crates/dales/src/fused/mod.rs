@@ -46,7 +46,7 @@ use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops, OpsKind};
 use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
@@ -124,6 +124,31 @@ pub struct DannInputs<B: Backend> {
     pub alpha: FloatTensor<B>,
     pub gain: FloatTensor<B>,
     pub bias: FloatTensor<B>,
+}
+
+impl<B: Backend, C: CheckpointStrategy> DannInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 7], DannInputs<B>) {
+        let nodes = [
+            self.x.node(),
+            self.wex.node(),
+            self.wix.node(),
+            self.wei.node(),
+            self.alpha.node(),
+            self.gain.node(),
+            self.bias.node(),
+        ];
+        let inner = DannInputs::<B> {
+            x: self.x.primitive().clone(),
+            wex: self.wex.primitive().clone(),
+            wix: self.wix.primitive().clone(),
+            wei: self.wei.primitive().clone(),
+            alpha: self.alpha.primitive().clone(),
+            gain: self.gain.primitive().clone(),
+            bias: self.bias.primitive().clone(),
+        };
+        (nodes, inner)
+    }
 }
 
 /// Backends with a fused DANN layer.
@@ -344,6 +369,19 @@ pub struct GammaInputs<B: Backend> {
     pub s: FloatTensor<B>,
 }
 
+impl<B: Backend, C: CheckpointStrategy> GammaInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (`x`, `n`, `s`) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 3], GammaInputs<B>) {
+        let nodes = [self.x.node(), self.n.node(), self.s.node()];
+        let inner = GammaInputs::<B> {
+            x: self.x.primitive().clone(),
+            n: self.n.primitive().clone(),
+            s: self.s.primitive().clone(),
+        };
+        (nodes, inner)
+    }
+}
+
 /// Backends with a fused gamma activation.
 #[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait GammaKernels: Backend {
@@ -465,12 +503,7 @@ impl Backward<NdArray, 3> for GammaBackward {
 
 impl<C: CheckpointStrategy> GammaKernels for Autodiff<NdArray, C> {
     fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [p.x.node(), p.n.node(), p.s.node()];
-        let inner = GammaInputs::<NdArray> {
-            x: p.x.primitive().clone(),
-            n: p.n.primitive().clone(),
-            s: p.s.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         match GammaBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let y = gamma_forward(&inner);
@@ -533,24 +566,7 @@ impl Backward<NdArray, 7> for DannBackward {
 
 impl<C: CheckpointStrategy> DannKernels for Autodiff<NdArray, C> {
     fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [
-            p.x.node(),
-            p.wex.node(),
-            p.wix.node(),
-            p.wei.node(),
-            p.alpha.node(),
-            p.gain.node(),
-            p.bias.node(),
-        ];
-        let inner = DannInputs::<NdArray> {
-            x: p.x.primitive().clone(),
-            wex: p.wex.primitive().clone(),
-            wix: p.wix.primitive().clone(),
-            wei: p.wei.primitive().clone(),
-            alpha: p.alpha.primitive().clone(),
-            gain: p.gain.primitive().clone(),
-            bias: p.bias.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         match DannBackward.prepare::<C>(nodes).compute_bound().stateful() {
             OpsKind::Tracked(prep) => {
                 let (z, saved) = forward_host(&inner);
