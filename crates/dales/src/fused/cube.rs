@@ -1,7 +1,7 @@
-//! The fused DANN layer and gamma activation on the `gpu` feature's CubeCL backend: the same
-//! ops, the same arithmetic and the same analytic backward passes as the host versions
-//! ([`super::dann`], [`super::gamma`]), with each element-wise pass one CubeCL kernel and each
-//! product burn's (cubek's) tuned matmul.
+//! The fused DANN layer, gamma activation and plain-SGD update on the `gpu` feature's CubeCL
+//! backend: the same ops, the same arithmetic and the same analytic backward passes as the
+//! host versions ([`super::dann`], [`super::gamma`], [`super::update`]), with each
+//! element-wise pass one CubeCL kernel and each product burn's (cubek's) tuned matmul.
 //!
 //! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
 //! ([`dann_mix`]), `P = zi Mᵀ (B, 2 ne)`, then one pass ([`dann_out`]) writes `ẑ = ze − P₁`,

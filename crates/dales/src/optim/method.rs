@@ -113,6 +113,9 @@ impl Method {
 }
 
 /// Per-parameter state of a method.
+// With the `gpu` feature a tensor handle is 640 bytes, so Adam's two outweigh momentum's one;
+// there is one slot per parameter tensor, so boxing would save nothing that matters.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum SlotState {
     /// SGD momentum buffer.
