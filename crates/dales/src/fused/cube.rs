@@ -1,7 +1,8 @@
-//! The fused DANN layer, gamma activation and plain-SGD update on the `gpu` feature's CubeCL
-//! backend: the same ops, the same arithmetic and the same analytic backward passes as the
-//! host versions ([`super::dann`], [`super::gamma`], [`super::update`]), with each
-//! element-wise pass one CubeCL kernel and each product burn's (cubek's) tuned matmul.
+//! The fused DANN layer, affine map, gamma activation and plain-SGD update on the `gpu`
+//! feature's CubeCL backend: the same ops, the same arithmetic and the same analytic backward
+//! passes as the host versions ([`super::dann`], [`super::dense`], [`super::gamma`],
+//! [`super::update`]), with each element-wise pass one CubeCL kernel and each product burn's
+//! (cubek's) tuned matmul.
 //!
 //! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
 //! ([`dann_mix`]), `P = zi Mᵀ (B, 2 ne)`, then one pass ([`dann_out`]) writes `ẑ = ze − P₁`,
@@ -9,6 +10,9 @@
 //! writes `dẑ`, `dP = [−dẑ, dγ]`, `dg` and `db` (column sums over the batch, no atomics);
 //! `dM = dPᵀ zi`, and one pass per inhibitory unit ([`dann_dwei`]) folds it into `dWei` and
 //! `dα`; then `dzi = dP M`, `dWex = dẑᵀ x`, `dWix = dziᵀ x` and `dx = dẑ Wex + dzi Wix`.
+//!
+//! Affine map `x Wᵀ + b`: one product and one bias pass ([`add_bias`]) forward; backward
+//! `dx = dy W`, `dW = dyᵀ x` and the column sums `db` ([`column_sums`]).
 //!
 //! Gamma: one pass forward ([`gamma_fwd`]) and one backward ([`gamma_bwd`]) over `x (B, H)`,
 //! `n` and `s` indexed in place as `(1, 1)`, `(1, H)` or `(B, H)`; the per-entry `dn`, `ds` are
@@ -29,7 +33,7 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::{DannInputs, DannKernels, GammaInputs, GammaKernels};
+use super::{AffineInputs, AffineKernels, DannInputs, DannKernels, GammaInputs, GammaKernels};
 use crate::nn::dann::SHUNT_EPS;
 
 /// The shunt's `ε` in f32.
@@ -263,6 +267,28 @@ pub(crate) fn sgd_step(
     out
 }
 
+/// `y += b` down every row of `y (B, n)`, one unit per entry.
+#[cube(launch)]
+fn add_bias<F: Float>(y: &mut [F], bias: &[F], n: usize) {
+    let i = ABSOLUTE_POS;
+    if i < y.len() {
+        y[i] += bias[i % n];
+    }
+}
+
+/// The column sums of `g (B, n)`, one unit per column.
+#[cube(launch)]
+fn column_sums<F: Float>(g: &[F], sums: &mut [F], b: usize, n: usize) {
+    let j = ABSOLUTE_POS;
+    if j < n {
+        let mut sum = F::new(0.0);
+        for row in 0..b {
+            sum += g[row * n + j];
+        }
+        sums[j] = sum;
+    }
+}
+
 /// Units per cube of the kernels above.
 const UNITS: u32 = 256;
 
@@ -462,6 +488,67 @@ impl<C: CheckpointStrategy> DannKernels for Autodiff<Cube, C> {
                 prep.finish(saved, z)
             }
             OpsKind::UnTracked(prep) => prep.finish(dann_forward(inner).0),
+        }
+    }
+}
+
+/// `x Wᵀ + b`: burn's matmul, then one kernel adds the bias.
+fn affine_forward(p: &AffineInputs<Cube>) -> CubeTensor {
+    let x = rows(p.x.clone());
+    let bias = rows(p.bias.clone());
+    let y = matmul(x, t(&p.weight));
+    let [b, n] = dims2(&y);
+    let (count, dim) = grid(b * n);
+    add_bias::launch::<f32>(&y.client, count, dim, buf(&y), buf(&bias), n);
+    y
+}
+
+impl AffineKernels for Cube {
+    fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
+        affine_forward(&p)
+    }
+}
+
+#[derive(Debug)]
+struct AffineCubeBackward;
+
+impl Backward<Cube, 3> for AffineCubeBackward {
+    /// The input `x` and the weight `W`.
+    type State = (CubeTensor, CubeTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [x_node, w_node, b_node] = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = rows(grads.consume::<Cube>(&ops.node));
+        let (x, w) = ops.state;
+        let [b, n] = dims2(&dy);
+        if let Some(id) = x_node {
+            grads.register::<Cube>(id, matmul(dy.clone(), w));
+        }
+        if let Some(id) = w_node {
+            grads.register::<Cube>(id, matmul(t(&dy), x));
+        }
+        if let Some(id) = b_node {
+            let db = empty(&dy, &[n]);
+            let (count, dim) = grid(n);
+            column_sums::launch::<f32>(&dy.client, count, dim, buf(&dy), buf(&db), b, n);
+            grads.register::<Cube>(id, db);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> AffineKernels for Autodiff<Cube, C> {
+    fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
+        let (nodes, inner) = p.split();
+        match AffineCubeBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = affine_forward(&inner);
+                prep.finish((inner.x, inner.weight), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(affine_forward(&inner)),
         }
     }
 }

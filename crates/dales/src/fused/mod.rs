@@ -7,8 +7,9 @@
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
 //! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
 //! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
-//! On the `gpu` feature's wgpu backend the DANN layer and the gamma activation run as CubeCL
-//! kernels with the same analytic backward passes ([`cube`], f32).
+//! On the `gpu` feature's wgpu backend the DANN layer, the affine map, the gamma activation
+//! and the SGD update run as CubeCL kernels with the same analytic backward passes
+//! ([`cube`], f32).
 //! Everywhere else (the other ops on the GPU, f64 outside gamma, or with
 //! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
 //! reference: `tests/fused.rs`, `tests/gamma.rs`, `tests/fused_sequence.rs` and, on the GPU,
@@ -95,7 +96,7 @@ pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
 }
 
 /// Whether `tensors` can take a fused op that also has CubeCL kernels ([`dann_layer`],
-/// [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
+/// [`affine`], [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
 pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     applies(tensors)
         || (enabled()
@@ -273,14 +274,28 @@ pub struct AffineInputs<B: Backend> {
     pub bias: FloatTensor<B>,
 }
 
+impl<B: Backend, C: CheckpointStrategy> AffineInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (`x`, `W`, `b`) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 3], AffineInputs<B>) {
+        let nodes = [self.x.node(), self.weight.node(), self.bias.node()];
+        let inner = AffineInputs::<B> {
+            x: self.x.primitive().clone(),
+            weight: self.weight.primitive().clone(),
+            bias: self.bias.primitive().clone(),
+        };
+        (nodes, inner)
+    }
+}
+
 /// Backends with a fused affine map.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait AffineKernels: Backend {
     /// `x Wᵀ + b (B, n)`.
     fn affine(#[extension_type] p: AffineInputs<Self>) -> FloatTensor<Self>;
 }
 
-/// `x Wᵀ + b` as one fused op. Only for tensors where [`applies`] holds; the layer checks.
+/// `x Wᵀ + b` as one fused op. Only for tensors where [`applies_with_gpu`] holds; the layer
+/// checks.
 pub fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as AffineKernels>::affine(AffineInputs {
         x: x.into_dispatch(),
@@ -340,12 +355,7 @@ impl Backward<NdArray, 3> for AffineBackward {
 
 impl<C: CheckpointStrategy> AffineKernels for Autodiff<NdArray, C> {
     fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [p.x.node(), p.weight.node(), p.bias.node()];
-        let inner = AffineInputs::<NdArray> {
-            x: p.x.primitive().clone(),
-            weight: p.weight.primitive().clone(),
-            bias: p.bias.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         match AffineBackward
             .prepare::<C>(nodes)
             .compute_bound()

@@ -92,7 +92,7 @@ pub struct Dense {
 /// `x Wᵀ + b` for a batch: the fused CPU op ([`crate::fused::affine`]) where it applies,
 /// otherwise the plain tensor version ([`affine_plain`]).
 pub(crate) fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
-    if crate::fused::applies(&[&x, &weight]) {
+    if crate::fused::applies_with_gpu(&[&x, &weight]) {
         return crate::fused::affine(x, weight, bias);
     }
     affine_plain(x, weight, bias)
