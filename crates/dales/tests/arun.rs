@@ -6,53 +6,21 @@ mod common;
 
 use burn::module::Param;
 use burn::tensor::{DType, Tensor, TensorData};
-use common::{assert_as_accurate, device, host, uniform};
+use common::{assert_as_accurate, controller, device, host};
 use dales::nn::InitRng;
-use dales::nn::arun::{ArunConfig, controller_plain};
+use dales::nn::arun::ArunConfig;
 use dales::nn::seq::{SeqConfig, SeqKind};
 use dales::nn::{ParamValue, Parameterised};
 use dales::train::cross_entropy;
 
-/// Output and the gradients of `a, g_prev, u, w_gg, bias` of Σ g ⊙ R.
-fn controller_grads(inputs: &[Tensor<2>; 5], fused: bool) -> Vec<Vec<f64>> {
-    let leaves: Vec<Tensor<2>> = inputs.iter().map(|t| t.clone().require_grad()).collect();
-    let [a, g, u, w, b] = [0, 1, 2, 3, 4].map(|i| leaves[i].clone());
-    let out = if fused {
-        dales::fused::controller_step(a, g, u, w, b)
-    } else {
-        controller_plain(a, g, u, w, b)
-    };
-    let [r, k] = out.dims();
-    let weights: Vec<f64> = (0..r * k)
-        .map(|i| ((i * 7 % 13) as f64 - 6.0) / 6.0)
-        .collect();
-    let weights =
-        Tensor::<2>::from_data(TensorData::new(weights, [r, k]), (&device(), out.dtype()));
-    let grads = (out.clone() * weights).sum().backward();
-    let mut all = vec![host(out)];
-    all.extend(leaves.iter().map(|t| host(t.grad(&grads).unwrap())));
-    all
-}
-
 #[test]
 fn fused_controller_matches_plain_and_f64_truth() {
-    let dev = device();
-    let (r, k) = (37, 6);
-    // Pre-activations and states spread over the tanh's range, both signs.
-    let shift = |t: Tensor<2>, scale: f64| (t - 0.5) * scale;
-    let inputs = [
-        shift(uniform(r, 1, 1, &dev), 6.0),
-        shift(uniform(r, k, 2, &dev), 2.0),
-        shift(uniform(k, 1, 3, &dev), 3.0),
-        shift(uniform(k, k, 4, &dev), 1.0),
-        shift(uniform(1, k, 5, &dev), 1.0),
-    ];
-    let truth = controller_grads(&inputs.clone().map(|t| t.cast(DType::F64)), false);
-    let plain = controller_grads(&inputs, false);
-    let fused = controller_grads(&inputs, true);
-    let names = ["g", "da", "dg_prev", "du", "dW_gg", "db"];
-    for i in 0..names.len() {
-        assert_as_accurate(names[i], &fused[i], &plain[i], &truth[i], 1e-5);
+    let inputs = controller::inputs(&device());
+    let truth = controller::grads(&inputs.clone().map(|t| t.cast(DType::F64)), false);
+    let plain = controller::grads(&inputs, false);
+    let fused = controller::grads(&inputs, true);
+    for i in 0..controller::NAMES.len() {
+        assert_as_accurate(controller::NAMES[i], &fused[i], &plain[i], &truth[i], 1e-5);
     }
 }
 

@@ -345,6 +345,25 @@ fn fused_affine_matches_plain_on_gpu() {
     }
 }
 
+#[test]
+fn fused_controller_matches_plain_on_gpu() {
+    let on_gpu = common::controller::inputs(&cpu()).map(|t| t.to_device(&gpu()).detach());
+    assert!(
+        dales::fused::applies_with_gpu(&on_gpu.each_ref()),
+        "f32 on the GPU takes the fused op"
+    );
+    let truth = common::controller::grads(
+        &common::controller::inputs(&cpu()).map(|t| t.cast(DType::F64)),
+        false,
+    );
+    let plain = common::controller::grads(&on_gpu, false);
+    let fused = common::controller::grads(&on_gpu, true);
+    for (i, name) in common::controller::NAMES.iter().enumerate() {
+        let what = format!("GPU controller: {name}");
+        assert_as_accurate(&what, &fused[i], &plain[i], &truth[i], 1e-5);
+    }
+}
+
 /// `γ` and the gradients of x, n and s under Σ γ ⊙ R, through the fused op or the plain one.
 fn gamma_outputs(
     [x, n, s]: [&[f64]; 3],

@@ -1,7 +1,7 @@
-//! The fused DANN layer, affine map, gamma activation and plain-SGD update on the `gpu`
-//! feature's CubeCL backend: the same ops, the same arithmetic and the same analytic backward
-//! passes as the host versions ([`super::dann`], [`super::dense`], [`super::gamma`],
-//! [`super::update`]), with each element-wise pass one CubeCL kernel and each product burn's
+//! The fused DANN layer, affine map, ARUN controller step, gamma activation and plain-SGD
+//! update on the `gpu` feature's CubeCL backend: the same ops, the same arithmetic and the
+//! same analytic backward passes as the host versions ([`super::dann`], [`super::dense`],
+//! [`super::controller`], [`super::gamma`], [`super::update`]), with each element-wise pass one CubeCL kernel and each product burn's
 //! (cubek's) tuned matmul.
 //!
 //! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
@@ -13,6 +13,10 @@
 //!
 //! Affine map `x Wᵀ + b`: one product and one bias pass ([`add_bias`]) forward; backward
 //! `dx = dy W`, `dW = dyᵀ x` and the column sums `db` ([`column_sums`]).
+//!
+//! ARUN controller step `g = tanh(a ⊗ u + g_prev W_ggᵀ + b)`: one product and one kernel
+//! ([`controller_out`]) forward; backward `dp = dg ⊙ (1 − g²)` ([`tanh_grad`]), the column
+//! sums `db`, and four products for `da`, `dg_prev`, `du`, `dW_gg`.
 //!
 //! Gamma: one pass forward ([`gamma_fwd`]) and one backward ([`gamma_bwd`]) over `x (B, H)`,
 //! `n` and `s` indexed in place as `(1, 1)`, `(1, H)` or `(B, H)`; the per-entry `dn`, `ds` are
@@ -33,7 +37,10 @@ use burn_cubecl::ops::numeric::empty_device_contiguous_dtype;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
-use super::{AffineInputs, AffineKernels, DannInputs, DannKernels, GammaInputs, GammaKernels};
+use super::{
+    AffineInputs, AffineKernels, ControllerInputs, ControllerKernels, DannInputs, DannKernels,
+    GammaInputs, GammaKernels,
+};
 use crate::nn::dann::SHUNT_EPS;
 
 /// The shunt's `ε` in f32.
@@ -286,6 +293,26 @@ fn column_sums<F: Float>(g: &[F], sums: &mut [F], b: usize, n: usize) {
             sum += g[row * n + j];
         }
         sums[j] = sum;
+    }
+}
+
+/// `g = tanh(h + a ⊗ u + b)` for `h = g_prev W_ggᵀ (R, K)`, one unit per entry.
+#[cube(launch)]
+fn controller_out<F: Float>(h: &[F], a: &[F], u: &[F], bias: &[F], g: &mut [F], k: usize) {
+    let i = ABSOLUTE_POS;
+    if i < g.len() {
+        let r = i / k;
+        let c = i % k;
+        g[i] = (h[i] + a[r] * u[c] + bias[c]).tanh();
+    }
+}
+
+/// `dp = dg ⊙ (1 − g²)`, one unit per entry.
+#[cube(launch)]
+fn tanh_grad<F: Float>(g: &[F], dg: &[F], dp: &mut [F]) {
+    let i = ABSOLUTE_POS;
+    if i < dp.len() {
+        dp[i] = dg[i] * (F::new(1.0) - g[i] * g[i]);
     }
 }
 
@@ -549,6 +576,86 @@ impl<C: CheckpointStrategy> AffineKernels for Autodiff<Cube, C> {
                 prep.finish((inner.x, inner.weight), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(affine_forward(&inner)),
+        }
+    }
+}
+
+/// One ARUN controller step: burn's matmul for `g_prev W_ggᵀ`, then one kernel.
+fn controller_forward(p: &ControllerInputs<Cube>) -> CubeTensor {
+    let [a, u, bias] = [&p.a, &p.u, &p.bias].map(|t| rows(t.clone()));
+    let h = matmul(p.g_prev.clone(), t(&p.w_gg));
+    let [r, k] = dims2(&h);
+    let g = empty(&h, &[r, k]);
+    let (count, dim) = grid(r * k);
+    controller_out::launch::<f32>(
+        &h.client,
+        count,
+        dim,
+        buf(&h),
+        buf(&a),
+        buf(&u),
+        buf(&bias),
+        buf(&g),
+        k,
+    );
+    g
+}
+
+impl ControllerKernels for Cube {
+    fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
+        controller_forward(&p)
+    }
+}
+
+#[derive(Debug)]
+struct ControllerCubeBackward;
+
+impl Backward<Cube, 5> for ControllerCubeBackward {
+    /// `a (R, 1)`, `g_prev`, `u (K, 1)`, `W_gg` and the output `g`.
+    type State = [CubeTensor; 5];
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let nodes = ops.parents.map(|n| n.map(|n| n.id));
+        let dg = rows(grads.consume::<Cube>(&ops.node));
+        let [a, g_prev, u, w_gg, g] = ops.state;
+        let [r, k] = dims2(&g);
+        let dp = empty(&g, &[r, k]);
+        let (count, dim) = grid(r * k);
+        tanh_grad::launch::<f32>(&g.client, count, dim, buf(&g), buf(&dg), buf(&dp));
+        let db = empty(&dp, &[1, k]);
+        let (count, dim) = grid(k);
+        column_sums::launch::<f32>(&dp.client, count, dim, buf(&dp), buf(&db), r, k);
+        let values = [
+            matmul(dp.clone(), u),
+            matmul(dp.clone(), w_gg),
+            matmul(t(&dp), a),
+            matmul(t(&dp), g_prev),
+            db,
+        ];
+        for (node, v) in nodes.into_iter().zip(values) {
+            if let Some(id) = node {
+                grads.register::<Cube>(id, v);
+            }
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ControllerKernels for Autodiff<Cube, C> {
+    fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
+        let (nodes, inner) = p.split();
+        match ControllerCubeBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let g = controller_forward(&inner);
+                let ControllerInputs {
+                    a, g_prev, u, w_gg, ..
+                } = inner;
+                prep.finish([a, g_prev, u, w_gg, g.clone()], g)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(controller_forward(&inner)),
         }
     }
 }

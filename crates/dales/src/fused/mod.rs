@@ -7,8 +7,8 @@
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
 //! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
 //! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
-//! On the `gpu` feature's wgpu backend the DANN layer, the affine map, the gamma activation
-//! and the SGD update run as CubeCL kernels with the same analytic backward passes
+//! On the `gpu` feature's wgpu backend the DANN layer, the affine map, the ARUN controller
+//! step, the gamma activation and the SGD update run as CubeCL kernels with the same analytic backward passes
 //! ([`cube`], f32).
 //! Everywhere else (the other ops on the GPU, f64 outside gamma, or with
 //! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
@@ -96,7 +96,7 @@ pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
 }
 
 /// Whether `tensors` can take a fused op that also has CubeCL kernels ([`dann_layer`],
-/// [`affine`], [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
+/// [`affine`], [`controller_step`], [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
 pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     applies(tensors)
         || (enabled()
@@ -686,15 +686,36 @@ pub struct ControllerInputs<B: Backend> {
     pub bias: FloatTensor<B>,
 }
 
+impl<B: Backend, C: CheckpointStrategy> ControllerInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 5], ControllerInputs<B>) {
+        let nodes = [
+            self.a.node(),
+            self.g_prev.node(),
+            self.u.node(),
+            self.w_gg.node(),
+            self.bias.node(),
+        ];
+        let inner = ControllerInputs::<B> {
+            a: self.a.primitive().clone(),
+            g_prev: self.g_prev.primitive().clone(),
+            u: self.u.primitive().clone(),
+            w_gg: self.w_gg.primitive().clone(),
+            bias: self.bias.primitive().clone(),
+        };
+        (nodes, inner)
+    }
+}
+
 /// Backends with a fused ARUN controller step.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait ControllerKernels: Backend {
     /// `g = tanh(a ⊗ u + g_prev W_ggᵀ + b) (R, K)`.
     fn controller_step(#[extension_type] p: ControllerInputs<Self>) -> FloatTensor<Self>;
 }
 
 /// One ARUN controller step as one fused op with an analytic backward. Only where
-/// [`applies`] holds (f32 on NdArray); the cell checks.
+/// [`applies_with_gpu`] holds; the cell checks.
 pub fn controller_step(
     a: Tensor<2>,
     g_prev: Tensor<2>,
@@ -779,20 +800,7 @@ impl Backward<NdArray, 5> for ControllerBackward {
 
 impl<C: CheckpointStrategy> ControllerKernels for Autodiff<NdArray, C> {
     fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [
-            p.a.node(),
-            p.g_prev.node(),
-            p.u.node(),
-            p.w_gg.node(),
-            p.bias.node(),
-        ];
-        let inner = ControllerInputs::<NdArray> {
-            a: p.a.primitive().clone(),
-            g_prev: p.g_prev.primitive().clone(),
-            u: p.u.primitive().clone(),
-            w_gg: p.w_gg.primitive().clone(),
-            bias: p.bias.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         match ControllerBackward
             .prepare::<C>(nodes)
             .compute_bound()

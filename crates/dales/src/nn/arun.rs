@@ -210,7 +210,7 @@ impl ArunCell {
         let a_col = a.reshape([b * h, 1]);
         let w_gg = self.w_gg.val();
         let u_ag = self.u_ag.val();
-        let g = if crate::fused::applies(&[&a_col, &g, &u_ag, &w_gg, &p.g_bias]) {
+        let g = if crate::fused::applies_with_gpu(&[&a_col, &g, &u_ag, &w_gg, &p.g_bias]) {
             crate::fused::controller_step(a_col, g, u_ag, w_gg, p.g_bias.clone())
         } else {
             controller_plain(a_col, g, u_ag, w_gg, p.g_bias.clone())
