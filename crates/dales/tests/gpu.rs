@@ -346,6 +346,29 @@ fn fused_affine_matches_plain_on_gpu() {
 }
 
 #[test]
+fn fused_tanh_matches_plain_on_gpu() {
+    let run = |dev: &Device, dtype: DType, fused_path: bool| {
+        let x = ((uniform(64, 9, 7, &cpu()) - 0.5) * 8.0).cast(dtype);
+        let x = x.to_device(dev).detach().require_grad();
+        let y = if fused_path {
+            dales::fused::tanh(x.clone())
+        } else {
+            x.clone().tanh()
+        };
+        let r = ((uniform(64, 9, 8, &cpu()) - 0.5).cast(dtype)).to_device(dev);
+        let grads = (y.clone() * r).sum().backward();
+        [host(y), host(x.grad(&grads).unwrap())]
+    };
+    let fast = run(&gpu(), DType::F32, true);
+    let plain = run(&gpu(), DType::F32, false);
+    let truth = run(&cpu(), DType::F64, false);
+    for (k, name) in ["y", "dx"].iter().enumerate() {
+        let what = format!("GPU tanh: {name}");
+        assert_as_accurate(&what, &fast[k], &plain[k], &truth[k], 1e-5);
+    }
+}
+
+#[test]
 fn fused_controller_matches_plain_on_gpu() {
     let on_gpu = common::controller::inputs(&cpu()).map(|t| t.to_device(&gpu()).detach());
     assert!(

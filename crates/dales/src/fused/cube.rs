@@ -1,5 +1,5 @@
-//! The fused DANN layer, affine map, ARUN controller step, gamma activation and plain-SGD
-//! update on the `gpu` feature's CubeCL backend: the same ops, the same arithmetic and the
+//! The fused DANN layer, affine map, tanh, ARUN controller step, gamma activation and
+//! plain-SGD update on the `gpu` feature's CubeCL backend: the same ops, the same arithmetic and the
 //! same analytic backward passes as the host versions ([`super::dann`], [`super::dense`],
 //! [`super::controller`], [`super::gamma`], [`super::update`]), with each element-wise pass one CubeCL kernel and each product burn's
 //! (cubek's) tuned matmul.
@@ -13,6 +13,8 @@
 //!
 //! Affine map `x Wᵀ + b`: one product and one bias pass ([`add_bias`]) forward; backward
 //! `dx = dy W`, `dW = dyᵀ x` and the column sums `db` ([`column_sums`]).
+//!
+//! tanh: burn's kernel forward, and one kernel ([`tanh_grad`]) for `dy ⊙ (1 − y²)` backward.
 //!
 //! ARUN controller step `g = tanh(a ⊗ u + g_prev W_ggᵀ + b)`: one product and one kernel
 //! ([`controller_out`]) forward; backward `dp = dg ⊙ (1 − g²)` ([`tanh_grad`]), the column
@@ -39,7 +41,7 @@ use cubecl::prelude::*;
 
 use super::{
     AffineInputs, AffineKernels, ControllerInputs, ControllerKernels, DannInputs, DannKernels,
-    GammaInputs, GammaKernels,
+    GammaInputs, GammaKernels, TanhInput, TanhKernels,
 };
 use crate::nn::dann::SHUNT_EPS;
 
@@ -307,7 +309,7 @@ fn controller_out<F: Float>(h: &[F], a: &[F], u: &[F], bias: &[F], g: &mut [F], 
     }
 }
 
-/// `dp = dg ⊙ (1 − g²)`, one unit per entry.
+/// `dp = dg ⊙ (1 − g²)` for `g = tanh(·)`, one unit per entry.
 #[cube(launch)]
 fn tanh_grad<F: Float>(g: &[F], dg: &[F], dp: &mut [F]) {
     let i = ABSOLUTE_POS;
@@ -656,6 +658,49 @@ impl<C: CheckpointStrategy> ControllerKernels for Autodiff<Cube, C> {
                 prep.finish([a, g_prev, u, w_gg, g.clone()], g)
             }
             OpsKind::UnTracked(prep) => prep.finish(controller_forward(&inner)),
+        }
+    }
+}
+
+impl TanhKernels for Cube {
+    fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
+        Cube::float_tanh(p.x)
+    }
+}
+
+#[derive(Debug)]
+struct TanhCubeBackward;
+
+impl Backward<Cube, 1> for TanhCubeBackward {
+    /// The output `y = tanh(x)`.
+    type State = CubeTensor;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node] = ops.parents.map(|n| n.map(|n| n.id));
+        let dy = rows(grads.consume::<Cube>(&ops.node));
+        let y = rows(ops.state);
+        if let Some(id) = node {
+            let dx = empty(&y, &y.shape().to_vec());
+            let (count, dim) = grid(y.shape().num_elements());
+            tanh_grad::launch::<f32>(&y.client, count, dim, buf(&y), buf(&dy), buf(&dx));
+            grads.register::<Cube>(id, dx);
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> TanhKernels for Autodiff<Cube, C> {
+    fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
+        let x = p.x.primitive().clone();
+        match TanhCubeBackward
+            .prepare::<C>([p.x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let y = Cube::float_tanh(x);
+                prep.finish(y.clone(), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(Cube::float_tanh(x)),
         }
     }
 }

@@ -594,7 +594,7 @@ pub struct TanhInput<B: Backend> {
 }
 
 /// Backends with a fused tanh.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait TanhKernels: Backend {
     /// `tanh(x)`.
     fn tanh(#[extension_type] p: TanhInput<Self>) -> FloatTensor<Self>;
@@ -603,7 +603,7 @@ pub trait TanhKernels: Backend {
 /// `tanh(x)` in the tensor's own precision, with the backward `dy·(1 − y²)` from the saved
 /// output. burn 0.22's NdArray tanh evaluates every f32 entry through f64 `tanh`, which made
 /// it the largest cost of an ARUN step (its controller has `B·H·K` units). Only where
-/// [`applies_float`] holds.
+/// [`applies_float`] or [`applies_with_gpu`] holds.
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as TanhKernels>::tanh(TanhInput {
         x: x.into_dispatch(),

@@ -165,7 +165,7 @@ pub struct ArunPrepared {
 
 /// `tanh`: the fused op where it applies (burn's NdArray tanh goes through f64 per entry).
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if crate::fused::applies_float(&[&x]) {
+    if crate::fused::applies_float(&[&x]) || crate::fused::applies_with_gpu(&[&x]) {
         crate::fused::tanh(x)
     } else {
         x.tanh()
