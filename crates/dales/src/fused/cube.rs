@@ -29,7 +29,7 @@
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, Ops};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Cube, TensorMetadata};
@@ -41,7 +41,7 @@ use cubecl::prelude::*;
 
 use super::{
     AffineInputs, AffineKernels, ControllerInputs, ControllerKernels, DannInputs, DannKernels,
-    GammaInputs, GammaKernels, TanhInput, TanhKernels,
+    GammaInputs, GammaKernels, TanhInput, TanhKernels, record,
 };
 use crate::nn::dann::SHUNT_EPS;
 
@@ -371,10 +371,10 @@ struct DannSaved {
     gamma: CubeTensor,
 }
 
-fn dann_forward(p: DannInputs<Cube>) -> (CubeTensor, DannSaved) {
-    let x = rows(p.x);
-    let [wex, wix, wei] = [p.wex, p.wix, p.wei].map(rows);
-    let [alpha, gain, bias] = [p.alpha, p.gain, p.bias].map(rows);
+fn dann_forward(p: &DannInputs<Cube>) -> (CubeTensor, DannSaved) {
+    let x = rows(p.x.clone());
+    let [wex, wix, wei] = [&p.wex, &p.wix, &p.wei].map(|t| rows(t.clone()));
+    let [alpha, gain, bias] = [&p.alpha, &p.gain, &p.bias].map(|t| rows(t.clone()));
     let (b, ne, ni) = (x.shape()[0], wex.shape()[0], wix.shape()[0]);
     let client = x.client.clone();
 
@@ -482,7 +482,7 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
 
 impl DannKernels for Cube {
     fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
-        dann_forward(p).0
+        dann_forward(&p).0
     }
 }
 
@@ -507,17 +507,8 @@ impl Backward<Cube, 7> for DannCubeBackward {
 impl<C: CheckpointStrategy> DannKernels for Autodiff<Cube, C> {
     fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match DannCubeBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (z, saved) = dann_forward(inner);
-                prep.finish(saved, z)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(dann_forward(inner).0),
-        }
+        let forward = || dann_forward(&inner);
+        record::<_, C, _, 7>(DannCubeBackward, nodes, forward, || forward().0)
     }
 }
 
@@ -568,17 +559,15 @@ impl Backward<Cube, 3> for AffineCubeBackward {
 impl<C: CheckpointStrategy> AffineKernels for Autodiff<Cube, C> {
     fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match AffineCubeBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = affine_forward(&inner);
-                prep.finish((inner.x, inner.weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(affine_forward(&inner)),
-        }
+        record::<_, C, _, 3>(
+            AffineCubeBackward,
+            nodes,
+            || {
+                let state = (inner.x.clone(), inner.weight.clone());
+                (affine_forward(&inner), state)
+            },
+            || affine_forward(&inner),
+        )
     }
 }
 
@@ -645,20 +634,17 @@ impl Backward<Cube, 5> for ControllerCubeBackward {
 impl<C: CheckpointStrategy> ControllerKernels for Autodiff<Cube, C> {
     fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match ControllerCubeBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 5>(
+            ControllerCubeBackward,
+            nodes,
+            || {
                 let g = controller_forward(&inner);
-                let ControllerInputs {
-                    a, g_prev, u, w_gg, ..
-                } = inner;
-                prep.finish([a, g_prev, u, w_gg, g.clone()], g)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(controller_forward(&inner)),
-        }
+                let inputs = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg].map(|t| t.clone());
+                let [a, g_prev, u, w_gg] = inputs;
+                (g.clone(), [a, g_prev, u, w_gg, g])
+            },
+            || controller_forward(&inner),
+        )
     }
 }
 
@@ -691,17 +677,16 @@ impl Backward<Cube, 1> for TanhCubeBackward {
 impl<C: CheckpointStrategy> TanhKernels for Autodiff<Cube, C> {
     fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
         let x = p.x.primitive().clone();
-        match TanhCubeBackward
-            .prepare::<C>([p.x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = Cube::float_tanh(x);
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(Cube::float_tanh(x)),
-        }
+        let forward = || Cube::float_tanh(x.clone());
+        record::<_, C, _, 1>(
+            TanhCubeBackward,
+            [p.x.node()],
+            || {
+                let y = forward();
+                (y.clone(), y)
+            },
+            forward,
+        )
     }
 }
 
@@ -820,16 +805,11 @@ impl<C: CheckpointStrategy> GammaKernels for Autodiff<Cube, C> {
     fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
         let args = GammaArgs::new(inner);
-        match GammaCubeBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = gamma_forward(&args);
-                prep.finish(args, y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(gamma_forward(&args)),
-        }
+        record::<_, C, _, 3>(
+            GammaCubeBackward,
+            nodes,
+            || (gamma_forward(&args), args.clone()),
+            || gamma_forward(&args),
+        )
     }
 }

@@ -115,6 +115,23 @@ pub fn sequence_applies(
     applies(&[xs]) && applies(params) && (0..xs.dims()[1]).all(|t| drive(t).is_none())
 }
 
+/// Record a fused op on burn's autodiff graph: `tracked` runs it and returns its output and the
+/// state its backward pass needs, `untracked` runs it when no input needs a gradient.
+fn record<B: Backend, C: CheckpointStrategy, O: Backward<B, N>, const N: usize>(
+    op: O,
+    nodes: [NodeGuard; N],
+    tracked: impl FnOnce() -> (FloatTensor<B>, O::State),
+    untracked: impl FnOnce() -> FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
+    match op.prepare::<C>(nodes).compute_bound().stateful() {
+        OpsKind::Tracked(prep) => {
+            let (output, state) = tracked();
+            prep.finish(state, output)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(untracked()),
+    }
+}
+
 /// The inputs of a DANN layer.
 #[derive(ExtensionType)]
 pub struct DannInputs<B: Backend> {
@@ -356,17 +373,15 @@ impl Backward<NdArray, 3> for AffineBackward {
 impl<C: CheckpointStrategy> AffineKernels for Autodiff<NdArray, C> {
     fn affine(p: AffineInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match AffineBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let y = affine_host(&inner);
-                prep.finish((inner.x, inner.weight), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(affine_host(&inner)),
-        }
+        record::<_, C, _, 3>(
+            AffineBackward,
+            nodes,
+            || {
+                let state = (inner.x.clone(), inner.weight.clone());
+                (affine_host(&inner), state)
+            },
+            || affine_host(&inner),
+        )
     }
 }
 
@@ -514,13 +529,15 @@ impl Backward<NdArray, 3> for GammaBackward {
 impl<C: CheckpointStrategy> GammaKernels for Autodiff<NdArray, C> {
     fn gamma(p: GammaInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match GammaBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
-                let y = gamma_forward(&inner);
-                prep.finish((inner.x, inner.n, inner.s), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(gamma_forward(&inner)),
-        }
+        record::<_, C, _, 3>(
+            GammaBackward,
+            nodes,
+            || {
+                let state = (inner.x.clone(), inner.n.clone(), inner.s.clone());
+                (gamma_forward(&inner), state)
+            },
+            || gamma_forward(&inner),
+        )
     }
 }
 
@@ -577,13 +594,16 @@ impl Backward<NdArray, 7> for DannBackward {
 impl<C: CheckpointStrategy> DannKernels for Autodiff<NdArray, C> {
     fn dann_layer(p: DannInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match DannBackward.prepare::<C>(nodes).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 7>(
+            DannBackward,
+            nodes,
+            || {
                 let (z, saved) = forward_host(&inner);
-                prep.finish((inner.x, inner.wex, inner.wix, Arc::new(saved)), z)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward_host(&inner).0),
-        }
+                let weights = (inner.x.clone(), inner.wex.clone(), inner.wix.clone());
+                (z, (weights.0, weights.1, weights.2, Arc::new(saved)))
+            },
+            || forward_host(&inner).0,
+        )
     }
 }
 
@@ -661,17 +681,15 @@ impl Backward<NdArray, 1> for TanhBackward {
 impl<C: CheckpointStrategy> TanhKernels for Autodiff<NdArray, C> {
     fn tanh(p: TanhInput<Self>) -> FloatTensor<Self> {
         let x = p.x.primitive().clone();
-        match TanhBackward
-            .prepare::<C>([p.x.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 1>(
+            TanhBackward,
+            [p.x.node()],
+            || {
                 let y = tanh_host(&x);
-                prep.finish(y.clone(), y)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(tanh_host(&x)),
-        }
+                (y.clone(), y)
+            },
+            || tanh_host(&x),
+        )
     }
 }
 
@@ -801,17 +819,17 @@ impl Backward<NdArray, 5> for ControllerBackward {
 impl<C: CheckpointStrategy> ControllerKernels for Autodiff<NdArray, C> {
     fn controller_step(p: ControllerInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        match ControllerBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 5>(
+            ControllerBackward,
+            nodes,
+            || {
                 let g = controller_host(&inner);
-                prep.finish([inner.a, inner.g_prev, inner.u, inner.w_gg, g.clone()], g)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(controller_host(&inner)),
-        }
+                let inputs = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg].map(|t| t.clone());
+                let [a, g_prev, u, w_gg] = inputs;
+                (g.clone(), [a, g_prev, u, w_gg, g])
+            },
+            || controller_host(&inner),
+        )
     }
 }
 
@@ -1044,17 +1062,15 @@ impl<C: CheckpointStrategy> ArunSeqKernels for Autodiff<NdArray, C> {
             w_gs: p.w_gs.primitive().clone(),
             b_gs: p.b_gs.primitive().clone(),
         };
-        match ArunSeqBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 13>(
+            ArunSeqBackward,
+            nodes,
+            || {
                 let (h, saved) = arun_seq_run(&inner, true);
-                prep.finish(Arc::new(saved.expect("saved when tracked")), h)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(arun_seq_run(&inner, false).0),
-        }
+                (h, Arc::new(saved.expect("saved when tracked")))
+            },
+            || arun_seq_run(&inner, false).0,
+        )
     }
 }
 
@@ -1184,17 +1200,15 @@ impl<C: CheckpointStrategy> RnnSeqKernels for Autodiff<NdArray, C> {
             act: p.act,
         };
         let ns_shape = inner.n.shape().to_vec();
-        match RnnSeqBackward
-            .prepare::<C>(nodes)
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
+        record::<_, C, _, 7>(
+            RnnSeqBackward,
+            nodes,
+            || {
                 let (h, saved) = rnn_seq_run(&inner, true);
                 let saved = Arc::new(saved.expect("saved when tracked"));
-                prep.finish((saved, ns_shape), h)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(rnn_seq_run(&inner, false).0),
-        }
+                (h, (saved, ns_shape))
+            },
+            || rnn_seq_run(&inner, false).0,
+        )
     }
 }
