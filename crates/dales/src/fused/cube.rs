@@ -261,7 +261,7 @@ pub(crate) fn sgd_step(
 ) -> CubeTensor {
     let (p, g) = (rows(p), rows(g));
     let out = empty(&p, &p.shape().to_vec());
-    let (count, dim) = grid(out.shape().num_elements());
+    let (count, dim) = grid(&out, out.shape().num_elements());
     sgd_update::launch(
         &p.client,
         count,
@@ -321,10 +321,13 @@ fn tanh_grad<F: Float>(g: &[F], dg: &[F], dp: &mut [F]) {
 /// Units per cube of the kernels above.
 const UNITS: u32 = 256;
 
-/// The launch grid for `units` units, one per kernel position.
-fn grid(units: usize) -> (CubeCount, CubeDim) {
-    let cubes = units.div_ceil(UNITS as usize).max(1) as u32;
-    (CubeCount::Static(cubes, 1, 1), CubeDim::new_1d(UNITS))
+/// The launch grid for `units` units on `like`'s device, one per kernel position: cubecl
+/// spreads the cubes over two grid dimensions when one would exceed the device's limit, and
+/// may round the count up (every kernel checks its bounds).
+fn grid(like: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
+    let dim = CubeDim::new_1d(UNITS);
+    let count = cubecl::calculate_cube_count_elemwise(&like.client, units.max(1), dim);
+    (count, dim)
 }
 
 /// A row-major f32 tensor, laid out in rows if it was not.
@@ -381,7 +384,7 @@ fn dann_forward(p: &DannInputs<Cube>) -> (CubeTensor, DannSaved) {
     let ze = matmul(x.clone(), t(&wex));
     let zi = matmul(x.clone(), t(&wix));
     let m = empty(&x, &[2 * ne, ni]);
-    let (count, dim) = grid(2 * ne * ni);
+    let (count, dim) = grid(&m, 2 * ne * ni);
     dann_mix::launch::<f32>(
         &client,
         count,
@@ -394,7 +397,7 @@ fn dann_forward(p: &DannInputs<Cube>) -> (CubeTensor, DannSaved) {
     );
     let pm = matmul(zi.clone(), t(&m));
     let [zhat, gamma, z] = [0; 3].map(|_| empty(&x, &[b, ne]));
-    let (count, dim) = grid(b * ne);
+    let (count, dim) = grid(&z, b * ne);
     dann_out::launch::<f32>(
         &client,
         count,
@@ -431,7 +434,7 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
     let dzhat = empty(&dz, &[b, ne]);
     let dp = empty(&dz, &[b, 2 * ne]);
     let [dgain, dbias] = [0; 2].map(|_| empty(&dz, &[ne]));
-    let (count, dim) = grid(ne);
+    let (count, dim) = grid(&dz, ne);
     dann_dz::launch::<f32>(
         &client,
         count,
@@ -451,7 +454,7 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
     let dm = matmul(t(&dp), s.zi.clone());
     let dwei = empty(&dz, &[ne, ni]);
     let dalpha = empty(&dz, &[ni]);
-    let (count, dim) = grid(ni);
+    let (count, dim) = grid(&dm, ni);
     dann_dwei::launch::<f32>(
         &client,
         count,
@@ -518,7 +521,7 @@ fn affine_forward(p: &AffineInputs<Cube>) -> CubeTensor {
     let bias = rows(p.bias.clone());
     let y = matmul(x, t(&p.weight));
     let [b, n] = dims2(&y);
-    let (count, dim) = grid(b * n);
+    let (count, dim) = grid(&y, b * n);
     add_bias::launch::<f32>(&y.client, count, dim, buf(&y), buf(&bias), n);
     y
 }
@@ -549,7 +552,7 @@ impl Backward<Cube, 3> for AffineCubeBackward {
         }
         if let Some(id) = b_node {
             let db = empty(&dy, &[n]);
-            let (count, dim) = grid(n);
+            let (count, dim) = grid(&dy, n);
             column_sums::launch::<f32>(&dy.client, count, dim, buf(&dy), buf(&db), b, n);
             grads.register::<Cube>(id, db);
         }
@@ -577,7 +580,7 @@ fn controller_forward(p: &ControllerInputs<Cube>) -> CubeTensor {
     let h = matmul(p.g_prev.clone(), t(&p.w_gg));
     let [r, k] = dims2(&h);
     let g = empty(&h, &[r, k]);
-    let (count, dim) = grid(r * k);
+    let (count, dim) = grid(&g, r * k);
     controller_out::launch::<f32>(
         &h.client,
         count,
@@ -611,10 +614,10 @@ impl Backward<Cube, 5> for ControllerCubeBackward {
         let [a, g_prev, u, w_gg, g] = ops.state;
         let [r, k] = dims2(&g);
         let dp = empty(&g, &[r, k]);
-        let (count, dim) = grid(r * k);
+        let (count, dim) = grid(&g, r * k);
         tanh_grad::launch::<f32>(&g.client, count, dim, buf(&g), buf(&dg), buf(&dp));
         let db = empty(&dp, &[1, k]);
-        let (count, dim) = grid(k);
+        let (count, dim) = grid(&dp, k);
         column_sums::launch::<f32>(&dp.client, count, dim, buf(&dp), buf(&db), r, k);
         let values = [
             matmul(dp.clone(), u),
@@ -667,7 +670,7 @@ impl Backward<Cube, 1> for TanhCubeBackward {
         let y = rows(ops.state);
         if let Some(id) = node {
             let dx = empty(&y, &y.shape().to_vec());
-            let (count, dim) = grid(y.shape().num_elements());
+            let (count, dim) = grid(&y, y.shape().num_elements());
             tanh_grad::launch::<f32>(&y.client, count, dim, buf(&y), buf(&dy), buf(&dx));
             grads.register::<Cube>(id, dx);
         }
@@ -730,7 +733,7 @@ fn dims2(t: &CubeTensor) -> [usize; 2] {
 fn gamma_forward(a: &GammaArgs) -> CubeTensor {
     let [b, h] = dims2(&a.x);
     let y = empty(&a.x, &[b, h]);
-    let (count, dim) = grid(b * h);
+    let (count, dim) = grid(&a.x, b * h);
     gamma_fwd::launch::<f32>(
         &a.x.client,
         count,
@@ -777,7 +780,7 @@ impl Backward<Cube, 3> for GammaCubeBackward {
         let a = ops.state;
         let [b, h] = dims2(&a.x);
         let [dx, dn, ds] = [0; 3].map(|_| empty(&a.x, &[b, h]));
-        let (count, dim) = grid(b * h);
+        let (count, dim) = grid(&a.x, b * h);
         gamma_bwd::launch::<f32>(
             &a.x.client,
             count,
