@@ -1,8 +1,8 @@
 //! The fused DANN layer, affine map, tanh, ARUN controller step, gamma activation and
-//! plain-SGD update on the `gpu` feature's CubeCL backend: the same ops, the same arithmetic and the
-//! same analytic backward passes as the host versions ([`super::dann`], [`super::dense`],
-//! [`super::controller`], [`super::gamma`], [`super::update`]), with each element-wise pass one CubeCL kernel and each product burn's
-//! (cubek's) tuned matmul.
+//! plain-SGD update on the `gpu` feature's CubeCL backend: the same ops, the same arithmetic
+//! and the same analytic backward passes as the host versions ([`super::dann`],
+//! [`super::dense`], [`super::controller`], [`super::gamma`], [`super::update`]), with each
+//! element-wise pass one CubeCL kernel and each product burn's (cubek's) tuned matmul.
 //!
 //! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
 //! ([`dann_mix`]), `P = zi Mᵀ (B, 2 ne)`, then one pass ([`dann_out`]) writes `ẑ = ze − P₁`,
@@ -642,9 +642,8 @@ impl<C: CheckpointStrategy> ControllerKernels for Autodiff<Cube, C> {
             nodes,
             || {
                 let g = controller_forward(&inner);
-                let inputs = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg].map(|t| t.clone());
-                let [a, g_prev, u, w_gg] = inputs;
-                (g.clone(), [a, g_prev, u, w_gg, g])
+                let state = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg, &g].map(|t| t.clone());
+                (g, state)
             },
             || controller_forward(&inner),
         )

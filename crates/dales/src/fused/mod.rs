@@ -7,9 +7,9 @@
 //! backward ([`dense`]); the SGD update is one pass per parameter ([`update`]); the gamma
 //! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
 //! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
-//! On the `gpu` feature's wgpu backend the DANN layer, the affine map, the ARUN controller
-//! step, the gamma activation and the SGD update run as CubeCL kernels with the same analytic backward passes
-//! ([`cube`], f32).
+//! On the `gpu` feature's wgpu backend the DANN layer, the affine map, tanh, the ARUN
+//! controller step, the gamma activation and the SGD update run as CubeCL kernels with the
+//! same analytic backward passes ([`cube`], f32).
 //! Everywhere else (the other ops on the GPU, f64 outside gamma, or with
 //! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
 //! reference: `tests/fused.rs`, `tests/gamma.rs`, `tests/fused_sequence.rs` and, on the GPU,
@@ -96,7 +96,8 @@ pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
 }
 
 /// Whether `tensors` can take a fused op that also has CubeCL kernels ([`dann_layer`],
-/// [`affine`], [`controller_step`], [`gamma`]): [`applies`], or all f32 on the `gpu` feature's backend with fusing on.
+/// [`affine`], [`tanh`], [`controller_step`], [`gamma`]): [`applies`], or all f32 on the
+/// `gpu` feature's backend with fusing on.
 pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
     applies(tensors)
         || (enabled()
@@ -599,8 +600,8 @@ impl<C: CheckpointStrategy> DannKernels for Autodiff<NdArray, C> {
             nodes,
             || {
                 let (z, saved) = forward_host(&inner);
-                let weights = (inner.x.clone(), inner.wex.clone(), inner.wix.clone());
-                (z, (weights.0, weights.1, weights.2, Arc::new(saved)))
+                let (x, wex, wix) = (inner.x.clone(), inner.wex.clone(), inner.wix.clone());
+                (z, (x, wex, wix, Arc::new(saved)))
             },
             || forward_host(&inner).0,
         )
@@ -824,9 +825,8 @@ impl<C: CheckpointStrategy> ControllerKernels for Autodiff<NdArray, C> {
             nodes,
             || {
                 let g = controller_host(&inner);
-                let inputs = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg].map(|t| t.clone());
-                let [a, g_prev, u, w_gg] = inputs;
-                (g.clone(), [a, g_prev, u, w_gg, g])
+                let state = [&inner.a, &inner.g_prev, &inner.u, &inner.w_gg, &g].map(|t| t.clone());
+                (g, state)
             },
             || controller_host(&inner),
         )
