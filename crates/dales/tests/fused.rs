@@ -5,8 +5,8 @@ mod common;
 
 use burn::tensor::{DType, Tensor, TensorData};
 use common::{
-    assert_as_accurate, assert_as_accurate_abs, assert_as_accurate_within, dann, device, host,
-    uniform,
+    affine_outputs, assert_as_accurate, assert_as_accurate_abs, assert_as_accurate_within, dann,
+    device, host, uniform,
 };
 use dales::fused;
 use dales::nn::{Mlp, MlpConfig, ModelKind, ParamValue, Parameterised};
@@ -68,29 +68,6 @@ fn fused_layer_without_autodiff_matches() {
     assert_as_accurate("no autodiff", &host(z), &host(plain), &host(truth), 1e-5);
 }
 
-/// Output and the gradients of x, W and b of `x Wᵀ + b` under the loss Σ y ⊙ R.
-fn run_affine(x: &Tensor<2>, w: &Tensor<2>, b: &Tensor<1>, fused_path: bool) -> Vec<Vec<f64>> {
-    let (x, w, b) = (
-        x.clone().require_grad(),
-        w.clone().require_grad(),
-        b.clone().require_grad(),
-    );
-    let y = if fused_path {
-        fused::affine(x.clone(), w.clone(), b.clone())
-    } else {
-        dales::nn::dense::affine_plain(x.clone(), w.clone(), b.clone())
-    };
-    let [rows, cols] = y.dims();
-    let r = (uniform(rows, cols, 11, &device()) - 0.5).cast(y.dtype());
-    let grads = (y.clone() * r).sum().backward();
-    vec![
-        host(y),
-        host(x.grad(&grads).unwrap()),
-        host(w.grad(&grads).unwrap()),
-        host(b.grad(&grads).unwrap()),
-    ]
-}
-
 #[test]
 fn fused_affine_matches_plain() {
     let dev = device();
@@ -98,10 +75,10 @@ fn fused_affine_matches_plain() {
         let x = uniform(batch, d, 1, &dev);
         let w = uniform(n, d, 2, &dev) - 0.5;
         let b: Tensor<1> = uniform(1, n, 3, &dev).reshape([n]) - 0.5;
-        let fused_out = run_affine(&x, &w, &b, true);
-        let plain_out = run_affine(&x, &w, &b, false);
+        let fused_out = affine_outputs(&x, &w, &b, true);
+        let plain_out = affine_outputs(&x, &w, &b, false);
         let [x64, w64] = [x, w].map(|t| t.cast(DType::F64));
-        let truth = run_affine(&x64, &w64, &b.cast(DType::F64), false);
+        let truth = affine_outputs(&x64, &w64, &b.cast(DType::F64), false);
         for (name, ((fast, plain), truth)) in ["y", "dx", "dW", "db"]
             .iter()
             .zip(fused_out.iter().zip(&plain_out).zip(&truth))

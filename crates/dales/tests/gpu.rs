@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use burn::tensor::{DType, TensorData};
 use burn::tensor::{Device, Tensor};
-use common::{assert_as_accurate, dann, host, temp_dir, uniform, write_idx_dataset};
+use common::{
+    affine_outputs, assert_as_accurate, dann, host, temp_dir, uniform, write_idx_dataset,
+};
 use dales::checkpoint::{load_mlp, save_mlp};
 use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
@@ -293,38 +295,6 @@ fn fused_dann_layer_matches_plain_on_gpu() {
     }
 }
 
-/// `x Wᵀ + b` and the gradients of x, W and b under Σ y ⊙ R, through the fused op or the plain
-/// one.
-fn affine_outputs(
-    [x, w, b]: [&Tensor<2>; 3],
-    dev: &Device,
-    dtype: DType,
-    fused_path: bool,
-) -> Vec<Vec<f64>> {
-    let on = |t: &Tensor<2>| {
-        let shape = t.dims();
-        Tensor::<2>::from_data(TensorData::new(host(t.clone()), shape), (dev, DType::F64))
-            .cast(dtype)
-            .require_grad()
-    };
-    let (x, w) = (on(x), on(w));
-    let bias: Tensor<1> = on(b).reshape([b.dims()[1]]).detach().require_grad();
-    let y = if fused_path {
-        dales::fused::affine(x.clone(), w.clone(), bias.clone())
-    } else {
-        dales::nn::dense::affine_plain(x.clone(), w.clone(), bias.clone())
-    };
-    let [rows, cols] = y.dims();
-    let r = on(&(uniform(rows, cols, 11, &cpu()) - 0.5)).detach();
-    let grads = (y.clone() * r).sum().backward();
-    vec![
-        host(y),
-        host(x.grad(&grads).unwrap()),
-        host(w.grad(&grads).unwrap()),
-        host(bias.grad(&grads).unwrap()),
-    ]
-}
-
 #[test]
 fn fused_affine_matches_plain_on_gpu() {
     for (batch, d, n) in [(32, 784, 500), (7, 500, 10), (1, 3, 2)] {
@@ -335,9 +305,15 @@ fn fused_affine_matches_plain_on_gpu() {
             dales::fused::applies_with_gpu(&[&x.clone().to_device(&gpu())]),
             "f32 on the GPU takes the fused op"
         );
-        let fast = affine_outputs([&x, &w, &b], &gpu(), DType::F32, true);
-        let plain = affine_outputs([&x, &w, &b], &gpu(), DType::F32, false);
-        let truth = affine_outputs([&x, &w, &b], &cpu(), DType::F64, false);
+        let on = |dev: &Device, dtype: DType| {
+            let [x, w, b] = [&x, &w, &b].map(|t| t.clone().cast(dtype).to_device(dev));
+            (x, w, b.reshape([n]))
+        };
+        let (xg, wg, bg) = on(&gpu(), DType::F32);
+        let fast = affine_outputs(&xg, &wg, &bg, true);
+        let plain = affine_outputs(&xg, &wg, &bg, false);
+        let (x64, w64, b64) = on(&cpu(), DType::F64);
+        let truth = affine_outputs(&x64, &w64, &b64, false);
         for (k, name) in ["y", "dx", "dW", "db"].iter().enumerate() {
             let what = format!("GPU affine {d}→{n} B={batch}: {name}");
             assert_as_accurate(&what, &fast[k], &plain[k], &truth[k], 1e-5);

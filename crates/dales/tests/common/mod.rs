@@ -139,3 +139,31 @@ pub fn as_f64<M: dales::nn::Parameterised + Clone>(model: &M) -> M {
         .collect();
     model.clone().with_layer_values(values)
 }
+
+/// Output and the gradients of x, W and b of `x Wᵀ + b` under the loss Σ y ⊙ R.
+pub fn affine_outputs(
+    x: &Tensor<2>,
+    w: &Tensor<2>,
+    b: &Tensor<1>,
+    fused_path: bool,
+) -> Vec<Vec<f64>> {
+    let (x, w, b) = (
+        x.clone().require_grad(),
+        w.clone().require_grad(),
+        b.clone().require_grad(),
+    );
+    let y = if fused_path {
+        dales::fused::affine(x.clone(), w.clone(), b.clone())
+    } else {
+        dales::nn::dense::affine_plain(x.clone(), w.clone(), b.clone())
+    };
+    let [rows, cols] = y.dims();
+    let r = (uniform(rows, cols, 11, &x.device()) - 0.5).cast(y.dtype());
+    let grads = (y.clone() * r).sum().backward();
+    vec![
+        host(y),
+        host(x.grad(&grads).unwrap()),
+        host(w.grad(&grads).unwrap()),
+        host(b.grad(&grads).unwrap()),
+    ]
+}
