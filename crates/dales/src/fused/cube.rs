@@ -6,10 +6,11 @@
 //!
 //! DANN layer, forward (spec A1.2): `ze = x Wexᵀ`, `zi = x Wixᵀ`, `M = [Wei; Wei ⊙ e^α]`
 //! ([`dann_mix`]), `P = zi Mᵀ (B, 2 ne)`, then one pass ([`dann_out`]) writes `ẑ = ze − P₁`,
-//! `γ = P₂ + ε` and `z = g ⊙ ẑ / γ + b`. Backward: one pass per output column ([`dann_dz`])
-//! writes `dẑ`, `dP = [−dẑ, dγ]`, `dg` and `db` (column sums over the batch, no atomics);
-//! `dM = dPᵀ zi`, and one pass per inhibitory unit ([`dann_dwei`]) folds it into `dWei` and
-//! `dα`; then `dzi = dP M`, `dWex = dẑᵀ x`, `dWix = dziᵀ x` and `dx = dẑ Wex + dzi Wix`.
+//! `γ = P₂ + ε` and `z = g ⊙ ẑ / γ + b`. Backward: one pass ([`dann_dz`]) writes `dẑ`,
+//! `dP = [−dẑ, dγ]` and `dz ẑ/γ`, whose column sums (burn's parallel reduction,
+//! [`column_sums`]) are `dg`, as those of `dz` are `db`; `dM = dPᵀ zi`, and one pass
+//! ([`dann_dwei`]) folds it into `dWei` and `dS ⊙ S`, whose column sums are `dα`; then
+//! `dzi = dP M`, `dWex = dẑᵀ x`, `dWix = dziᵀ x` and `dx = dẑ Wex + dzi Wix`.
 //!
 //! Affine map `x Wᵀ + b`: one product and one bias pass ([`add_bias`]) forward; backward
 //! `dx = dy W`, `dW = dyᵀ x` and the column sums `db` ([`column_sums`]).
@@ -88,8 +89,8 @@ fn dann_out<F: Float>(
     }
 }
 
-/// One unit per output column `j`: down the batch, `dẑ = dz g / γ`, `dP = [−dẑ, −dẑ ẑ/γ]`,
-/// and the column sums `db = Σ dz`, `dg = Σ dz ẑ/γ`.
+/// One unit per entry of `dz (B, ne)`: `dẑ = dz g / γ`, `dP = [−dẑ, −dẑ ẑ/γ]`, and
+/// `dz ẑ/γ`, whose column sums are `dg`.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 fn dann_dz<F: Float>(
@@ -99,56 +100,33 @@ fn dann_dz<F: Float>(
     gain: &[F],
     dzhat: &mut [F],
     dp: &mut [F],
-    dgain: &mut [F],
-    dbias: &mut [F],
-    b: usize,
+    dz_ratio: &mut [F],
     ne: usize,
 ) {
-    let j = ABSOLUTE_POS;
-    if j < ne {
-        let g = gain[j];
-        let mut sum_b = F::new(0.0);
-        let mut sum_g = F::new(0.0);
-        for row in 0..b {
-            let i = row * ne + j;
-            let r = zhat[i] / gamma[i];
-            let d = dz[i];
-            sum_b += d;
-            sum_g += d * r;
-            let dzh = d * g / gamma[i];
-            dzhat[i] = dzh;
-            dp[row * 2 * ne + j] = F::new(0.0) - dzh;
-            dp[row * 2 * ne + ne + j] = F::new(0.0) - dzh * r;
-        }
-        dgain[j] = sum_g;
-        dbias[j] = sum_b;
+    let i = ABSOLUTE_POS;
+    if i < dz.len() {
+        let row = i / ne;
+        let j = i % ne;
+        let r = zhat[i] / gamma[i];
+        let d = dz[i];
+        let dzh = d * gain[j] / gamma[i];
+        dzhat[i] = dzh;
+        dz_ratio[i] = d * r;
+        dp[row * 2 * ne + j] = F::new(0.0) - dzh;
+        dp[row * 2 * ne + ne + j] = F::new(0.0) - dzh * r;
     }
 }
 
-/// One unit per inhibitory unit `j`: from `dM = [dWei₁; dS] (2 ne, ni)` and `S = M₂`,
-/// `dWei = dWei₁ + dS ⊙ e^α` down column `j`, and `dα_j = Σ_i dS_ij S_ij`.
+/// One unit per entry of `Wei (ne, ni)`: from `dM = [dWei₁; dS] (2 ne, ni)` and `S = M₂`,
+/// `dWei = dWei₁ + dS ⊙ e^α`, and `dS ⊙ S`, whose column sums are `dα`.
 #[cube(launch)]
-fn dann_dwei<F: Float>(
-    dm: &[F],
-    m: &[F],
-    alpha: &[F],
-    dwei: &mut [F],
-    dalpha: &mut [F],
-    ne: usize,
-    ni: usize,
-) {
-    let j = ABSOLUTE_POS;
-    if j < ni {
-        let e = alpha[j].exp();
-        let half = ne * ni;
-        let mut sum = F::new(0.0);
-        for row in 0..ne {
-            let k = row * ni + j;
-            let ds = dm[half + k];
-            dwei[k] = dm[k] + ds * e;
-            sum += ds * m[half + k];
-        }
-        dalpha[j] = sum;
+fn dann_dwei<F: Float>(dm: &[F], m: &[F], alpha: &[F], dwei: &mut [F], ds_s: &mut [F], ni: usize) {
+    let k = ABSOLUTE_POS;
+    if k < dwei.len() {
+        let half = dwei.len();
+        let ds = dm[half + k];
+        dwei[k] = dm[k] + ds * alpha[k % ni].exp();
+        ds_s[k] = ds * m[half + k];
     }
 }
 
@@ -175,7 +153,7 @@ fn params_at<F: Float>(n: &[F], s: &[F], i: usize, shape: &GammaShape) -> (F, F)
 
 /// `(softplus_n(x), σ(n x))`, stable for `n > 0` (see [`super::gamma::parts`]).
 #[cube]
-fn gamma_parts<F: Float>(x: F, n: F) -> (F, F) {
+pub(super) fn gamma_parts<F: Float>(x: F, n: F) -> (F, F) {
     let z = n * x;
     let e = (F::new(0.0) - z.abs()).exp();
     let softplus = (z.max(F::new(0.0)) + e.log1p()) / n;
@@ -214,15 +192,23 @@ fn gamma_bwd<F: Float>(
     let i = ABSOLUTE_POS;
     if i < dx.len() {
         let (nv, sv) = params_at(n, s, i, &shape);
-        let xv = x[i];
         let g = dy[i];
-        let (softplus, sigma) = gamma_parts::<F>(xv, nv);
-        let slope = sigma * (F::new(1.0) - sigma);
-        let one_minus_s = F::new(1.0) - sv;
-        dx[i] = g * (one_minus_s * sigma + sv * nv * slope);
-        dn[i] = g * (one_minus_s * (xv * sigma - softplus) / nv + sv * xv * slope);
-        ds[i] = g * (sigma - softplus);
+        let (px, pn, ps) = gamma_partials::<F>(x[i], nv, sv);
+        dx[i] = g * px;
+        dn[i] = g * pn;
+        ds[i] = g * ps;
     }
+}
+
+/// The partials `(∂γ/∂x, ∂γ/∂n, ∂γ/∂s)` of `γ(x; n, s)` (see [`super::gamma`]).
+#[cube]
+pub(super) fn gamma_partials<F: Float>(x: F, n: F, s: F) -> (F, F, F) {
+    let (softplus, sigma) = gamma_parts::<F>(x, n);
+    let slope = sigma * (F::new(1.0) - sigma);
+    let one_minus_s = F::new(1.0) - s;
+    let px = one_minus_s * sigma + s * n * slope;
+    let pn = one_minus_s * (x * sigma - softplus) / n + s * x * slope;
+    (px, pn, sigma - softplus)
 }
 
 /// One plain-SGD update entry by entry: `p − lr g`, or exponentiated gradient
@@ -285,22 +271,16 @@ fn add_bias<F: Float>(y: &mut [F], bias: &[F], n: usize) {
     }
 }
 
-/// The column sums of `g (B, n)`, one unit per column.
-#[cube(launch)]
-fn column_sums<F: Float>(g: &[F], sums: &mut [F], b: usize, n: usize) {
-    let j = ABSOLUTE_POS;
-    if j < n {
-        let mut sum = F::new(0.0);
-        for row in 0..b {
-            sum += g[row * n + j];
-        }
-        sums[j] = sum;
-    }
-}
-
 /// `g = tanh(h + a ⊗ u + b)` for `h = g_prev W_ggᵀ (R, K)`, one unit per entry.
 #[cube(launch)]
-fn controller_out<F: Float>(h: &[F], a: &[F], u: &[F], bias: &[F], g: &mut [F], k: usize) {
+pub(super) fn controller_out<F: Float>(
+    h: &[F],
+    a: &[F],
+    u: &[F],
+    bias: &[F],
+    g: &mut [F],
+    k: usize,
+) {
     let i = ABSOLUTE_POS;
     if i < g.len() {
         let r = i / k;
@@ -324,20 +304,20 @@ const UNITS: u32 = 256;
 /// The launch grid for `units` units on `like`'s device, one per kernel position: cubecl
 /// spreads the cubes over two grid dimensions when one would exceed the device's limit, and
 /// may round the count up (every kernel checks its bounds).
-fn grid(like: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
+pub(super) fn grid(like: &CubeTensor, units: usize) -> (CubeCount, CubeDim) {
     let dim = CubeDim::new_1d(UNITS);
     let count = cubecl::calculate_cube_count_elemwise(&like.client, units.max(1), dim);
     (count, dim)
 }
 
 /// A row-major f32 tensor, laid out in rows if it was not.
-fn rows(t: CubeTensor) -> CubeTensor {
+pub(super) fn rows(t: CubeTensor) -> CubeTensor {
     assert_eq!(t.dtype, DType::F32, "the CubeCL kernels run in f32");
     into_contiguous(t)
 }
 
 /// An uninitialised row-major f32 tensor of `shape` on `like`'s device.
-fn empty(like: &CubeTensor, shape: &[usize]) -> CubeTensor {
+pub(super) fn empty(like: &CubeTensor, shape: &[usize]) -> CubeTensor {
     empty_device_contiguous_dtype(
         like.client.clone(),
         like.device.clone(),
@@ -346,16 +326,22 @@ fn empty(like: &CubeTensor, shape: &[usize]) -> CubeTensor {
     )
 }
 
-fn buf(t: &CubeTensor) -> BufferArg {
+pub(super) fn buf(t: &CubeTensor) -> BufferArg {
     t.clone().into_buffer_arg()
 }
 
-fn matmul(a: CubeTensor, b: CubeTensor) -> CubeTensor {
+pub(super) fn matmul(a: CubeTensor, b: CubeTensor) -> CubeTensor {
     rows(Cube::float_matmul(a, b))
 }
 
-fn t(a: &CubeTensor) -> CubeTensor {
+pub(super) fn t(a: &CubeTensor) -> CubeTensor {
     Cube::float_transpose(a.clone())
+}
+
+/// The column sums `(n)` of `g (B, n)`, by burn's parallel reduction.
+fn column_sums(g: CubeTensor) -> CubeTensor {
+    let n = g.shape()[1];
+    Cube::float_reshape(Cube::float_sum_dim(g, 0), Shape::from(vec![n]))
 }
 
 /// What the DANN layer's backward pass needs from its forward pass.
@@ -431,10 +417,9 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
     let (b, ne, ni) = (s.x.shape()[0], s.wex.shape()[0], s.wix.shape()[0]);
     let client = dz.client.clone();
 
-    let dzhat = empty(&dz, &[b, ne]);
+    let [dzhat, dz_ratio] = [0; 2].map(|_| empty(&dz, &[b, ne]));
     let dp = empty(&dz, &[b, 2 * ne]);
-    let [dgain, dbias] = [0; 2].map(|_| empty(&dz, &[ne]));
-    let (count, dim) = grid(&dz, ne);
+    let (count, dim) = grid(&dz, b * ne);
     dann_dz::launch::<f32>(
         &client,
         count,
@@ -445,16 +430,15 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
         buf(&s.gain),
         buf(&dzhat),
         buf(&dp),
-        buf(&dgain),
-        buf(&dbias),
-        b,
+        buf(&dz_ratio),
         ne,
     );
+    let dgain = column_sums(dz_ratio);
+    let dbias = column_sums(dz);
 
     let dm = matmul(t(&dp), s.zi.clone());
-    let dwei = empty(&dz, &[ne, ni]);
-    let dalpha = empty(&dz, &[ni]);
-    let (count, dim) = grid(&dm, ni);
+    let [dwei, ds_s] = [0; 2].map(|_| empty(&dm, &[ne, ni]));
+    let (count, dim) = grid(&dm, ne * ni);
     dann_dwei::launch::<f32>(
         &client,
         count,
@@ -463,10 +447,10 @@ fn dann_backward(s: DannSaved, dz: CubeTensor, need_x: bool) -> [Option<CubeTens
         buf(&s.m),
         buf(&s.alpha),
         buf(&dwei),
-        buf(&dalpha),
-        ne,
+        buf(&ds_s),
         ni,
     );
+    let dalpha = column_sums(ds_s);
 
     let dzi = matmul(dp, s.m);
     let dwex = matmul(t(&dzhat), s.x.clone());
@@ -543,7 +527,6 @@ impl Backward<Cube, 3> for AffineCubeBackward {
         let [x_node, w_node, b_node] = ops.parents.map(|n| n.map(|n| n.id));
         let dy = rows(grads.consume::<Cube>(&ops.node));
         let (x, w) = ops.state;
-        let [b, n] = dims2(&dy);
         if let Some(id) = x_node {
             grads.register::<Cube>(id, matmul(dy.clone(), w));
         }
@@ -551,10 +534,7 @@ impl Backward<Cube, 3> for AffineCubeBackward {
             grads.register::<Cube>(id, matmul(t(&dy), x));
         }
         if let Some(id) = b_node {
-            let db = empty(&dy, &[n]);
-            let (count, dim) = grid(&dy, n);
-            column_sums::launch::<f32>(&dy.client, count, dim, buf(&dy), buf(&db), b, n);
-            grads.register::<Cube>(id, db);
+            grads.register::<Cube>(id, column_sums(dy));
         }
     }
 }
@@ -616,9 +596,7 @@ impl Backward<Cube, 5> for ControllerCubeBackward {
         let dp = empty(&g, &[r, k]);
         let (count, dim) = grid(&g, r * k);
         tanh_grad::launch::<f32>(&g.client, count, dim, buf(&g), buf(&dg), buf(&dp));
-        let db = empty(&dp, &[1, k]);
-        let (count, dim) = grid(&dp, k);
-        column_sums::launch::<f32>(&dp.client, count, dim, buf(&dp), buf(&db), r, k);
+        let db = Cube::float_sum_dim(dp.clone(), 0);
         let values = [
             matmul(dp.clone(), u),
             matmul(dp.clone(), w_gg),
@@ -724,7 +702,7 @@ impl GammaArgs {
     }
 }
 
-fn dims2(t: &CubeTensor) -> [usize; 2] {
+pub(super) fn dims2(t: &CubeTensor) -> [usize; 2] {
     let shape = t.shape();
     [shape[0], shape[1]]
 }
@@ -747,7 +725,7 @@ fn gamma_forward(a: &GammaArgs) -> CubeTensor {
 }
 
 /// A per-entry gradient `(B, H)` summed down to a parameter's shape `(rows, cols)`.
-fn sum_to(g: CubeTensor, [rows, cols]: [usize; 2]) -> CubeTensor {
+pub(super) fn sum_to(g: CubeTensor, [rows, cols]: [usize; 2]) -> CubeTensor {
     let [b, h] = dims2(&g);
     let g = if rows == 1 && b > 1 {
         Cube::float_sum_dim(g, 0)

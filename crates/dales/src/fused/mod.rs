@@ -8,8 +8,8 @@
 //! activation is one pass forward and one backward, in f32 or f64 ([`gamma`]); a whole RNN or
 //! ARUN sequence is one forward and one backward through time ([`sequence`], [`arun_seq`]).
 //! On the `gpu` feature's wgpu backend the DANN layer, the affine map, tanh, the ARUN
-//! controller step, the gamma activation and the SGD update run as CubeCL kernels with the
-//! same analytic backward passes ([`cube`], f32).
+//! controller step, the gamma activation, the SGD update and whole RNN and ARUN sequences run
+//! as CubeCL kernels with the same analytic backward passes ([`cube`], [`cube_seq`], f32).
 //! Everywhere else (the other ops on the GPU, f64 outside gamma, or with
 //! [`set_enabled`]`(false)`), layers run their plain tensor version, which stays the tested
 //! reference: `tests/fused.rs`, `tests/gamma.rs`, `tests/fused_sequence.rs` and, on the GPU,
@@ -20,6 +20,8 @@ pub mod arun_seq;
 pub mod controller;
 #[cfg(feature = "gpu")]
 mod cube;
+#[cfg(feature = "gpu")]
+mod cube_seq;
 pub mod dann;
 pub mod dense;
 pub mod gamma;
@@ -107,13 +109,17 @@ pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
 }
 
 /// Whether a whole sequence can run as one fused op ([`arun_sequence`], [`rnn_sequence`]):
-/// `xs` and `params` f32 on the NdArray backend, fusing on, and no drive at any step.
+/// `xs` and `params` f32 on one backend with the op (the CPU's NdArray or the `gpu`
+/// feature's), fusing on, and no drive at any step.
 pub fn sequence_applies(
     xs: &Tensor<3>,
     params: &[&Tensor<2>],
     drive: &dyn Fn(usize) -> Option<Tensor<2>>,
 ) -> bool {
-    applies(&[xs]) && applies(params) && (0..xs.dims()[1]).all(|t| drive(t).is_none())
+    let same = |on: fn(&Tensor<2>) -> bool| params.iter().all(|p| on(p));
+    let placed = (applies(&[xs]) && same(|p| applies(&[p])))
+        || (applies_with_gpu(&[xs]) && same(|p| applies_with_gpu(&[p])));
+    placed && (0..xs.dims()[1]).all(|t| drive(t).is_none())
 }
 
 /// Record a fused op on burn's autodiff graph: `tracked` runs it and returns its output and the
@@ -852,16 +858,69 @@ pub struct ArunSeqInputs<B: Backend> {
     pub b_gs: FloatTensor<B>,
 }
 
+impl<B: Backend, C: CheckpointStrategy> ArunSeqInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 13], ArunSeqInputs<B>) {
+        let all = [
+            &self.xs,
+            &self.u,
+            &self.u_bias,
+            &self.w,
+            &self.w_bias,
+            &self.u_ag,
+            &self.u_ag_bias,
+            &self.w_gg,
+            &self.w_gg_bias,
+            &self.w_gn,
+            &self.b_gn,
+            &self.w_gs,
+            &self.b_gs,
+        ];
+        let nodes = all.map(|t| t.node());
+        let [
+            xs,
+            u,
+            u_bias,
+            w,
+            w_bias,
+            u_ag,
+            u_ag_bias,
+            w_gg,
+            w_gg_bias,
+            w_gn,
+            b_gn,
+            w_gs,
+            b_gs,
+        ] = all.map(|t| t.primitive().clone());
+        let inner = ArunSeqInputs::<B> {
+            xs,
+            u,
+            u_bias,
+            w,
+            w_bias,
+            u_ag,
+            u_ag_bias,
+            w_gg,
+            w_gg_bias,
+            w_gn,
+            b_gn,
+            w_gs,
+            b_gs,
+        };
+        (nodes, inner)
+    }
+}
+
 /// Backends with a fused ARUN sequence.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait ArunSeqKernels: Backend {
     /// The last hidden state `h_T (B, H)`.
     fn arun_sequence(#[extension_type] p: ArunSeqInputs<Self>) -> FloatTensor<Self>;
 }
 
 /// A whole ARUN sequence from the zero state as one fused op with backpropagation through
-/// time; returns `h_T (B, H)`. Only where [`applies`] holds (f32 on NdArray) and without an
-/// external drive; [`crate::nn::arun::ArunCell::last_hidden`] checks.
+/// time; returns `h_T (B, H)`. Only where [`sequence_applies`] holds (f32 on the CPU or the
+/// GPU, no external drive); [`crate::nn::arun::ArunCell::last_hidden`] checks.
 pub fn arun_sequence(xs: Tensor<3>, cell: &crate::nn::arun::ArunCell) -> Tensor<2> {
     Tensor::from_dispatch(<Dispatch as ArunSeqKernels>::arun_sequence(ArunSeqInputs {
         xs: xs.into_dispatch(),
@@ -1032,36 +1091,7 @@ impl Backward<NdArray, 13> for ArunSeqBackward {
 
 impl<C: CheckpointStrategy> ArunSeqKernels for Autodiff<NdArray, C> {
     fn arun_sequence(p: ArunSeqInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [
-            p.xs.node(),
-            p.u.node(),
-            p.u_bias.node(),
-            p.w.node(),
-            p.w_bias.node(),
-            p.u_ag.node(),
-            p.u_ag_bias.node(),
-            p.w_gg.node(),
-            p.w_gg_bias.node(),
-            p.w_gn.node(),
-            p.b_gn.node(),
-            p.w_gs.node(),
-            p.b_gs.node(),
-        ];
-        let inner = ArunSeqInputs::<NdArray> {
-            xs: p.xs.primitive().clone(),
-            u: p.u.primitive().clone(),
-            u_bias: p.u_bias.primitive().clone(),
-            w: p.w.primitive().clone(),
-            w_bias: p.w_bias.primitive().clone(),
-            u_ag: p.u_ag.primitive().clone(),
-            u_ag_bias: p.u_ag_bias.primitive().clone(),
-            w_gg: p.w_gg.primitive().clone(),
-            w_gg_bias: p.w_gg_bias.primitive().clone(),
-            w_gn: p.w_gn.primitive().clone(),
-            b_gn: p.b_gn.primitive().clone(),
-            w_gs: p.w_gs.primitive().clone(),
-            b_gs: p.b_gs.primitive().clone(),
-        };
+        let (nodes, inner) = p.split();
         record::<_, C, _, 13>(
             ArunSeqBackward,
             nodes,
@@ -1098,15 +1128,43 @@ pub struct RnnSeqInputs<B: Backend> {
     pub act: RnnAct,
 }
 
+impl<B: Backend, C: CheckpointStrategy> RnnSeqInputs<Autodiff<B, C>> {
+    /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
+    fn split(&self) -> ([NodeGuard; 7], RnnSeqInputs<B>) {
+        let all = [
+            &self.xs,
+            &self.u,
+            &self.u_bias,
+            &self.v,
+            &self.v_bias,
+            &self.n,
+            &self.s,
+        ];
+        let nodes = all.map(|t| t.node());
+        let [xs, u, u_bias, v, v_bias, n, s] = all.map(|t| t.primitive().clone());
+        let inner = RnnSeqInputs::<B> {
+            xs,
+            u,
+            u_bias,
+            v,
+            v_bias,
+            n,
+            s,
+            act: self.act,
+        };
+        (nodes, inner)
+    }
+}
+
 /// Backends with a fused RNN sequence.
-#[backend_extension(Autodiff, NdArray)]
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
 pub trait RnnSeqKernels: Backend {
     /// The last hidden state `h_T (B, H)`.
     fn rnn_sequence(#[extension_type] p: RnnSeqInputs<Self>) -> FloatTensor<Self>;
 }
 
 /// A whole RNN sequence from `h_0 = 0` as one fused op with backpropagation through time;
-/// returns `h_T (B, H)`. Only where [`applies`] holds and without a drive;
+/// returns `h_T (B, H)`. Only where [`sequence_applies`] holds;
 /// [`crate::nn::rnn::RnnCell::last_hidden`] checks. `n`, `s` are the gamma's shape (any
 /// `(1, 1)` tensors for the fixed activations).
 pub fn rnn_sequence(
@@ -1180,25 +1238,7 @@ impl Backward<NdArray, 7> for RnnSeqBackward {
 
 impl<C: CheckpointStrategy> RnnSeqKernels for Autodiff<NdArray, C> {
     fn rnn_sequence(p: RnnSeqInputs<Self>) -> FloatTensor<Self> {
-        let nodes = [
-            p.xs.node(),
-            p.u.node(),
-            p.u_bias.node(),
-            p.v.node(),
-            p.v_bias.node(),
-            p.n.node(),
-            p.s.node(),
-        ];
-        let inner = RnnSeqInputs::<NdArray> {
-            xs: p.xs.primitive().clone(),
-            u: p.u.primitive().clone(),
-            u_bias: p.u_bias.primitive().clone(),
-            v: p.v.primitive().clone(),
-            v_bias: p.v_bias.primitive().clone(),
-            n: p.n.primitive().clone(),
-            s: p.s.primitive().clone(),
-            act: p.act,
-        };
+        let (nodes, inner) = p.split();
         let ns_shape = inner.n.shape().to_vec();
         record::<_, C, _, 7>(
             RnnSeqBackward,

@@ -185,7 +185,7 @@ impl ArunCell {
 
     /// The last hidden state `h_T (B, H)` over `xs (B, T, in)` from the zero state: one fused
     /// sequence op with a hand-written backward through time where it applies (f32 on the CPU
-    /// backend, no drive at any step), otherwise [`ArunCell::run`] step by step.
+    /// or GPU backend, no drive at any step), otherwise [`ArunCell::run`] step by step.
     pub fn last_hidden(
         &self,
         xs: Tensor<3>,

@@ -209,8 +209,8 @@ impl RnnCell {
     }
 
     /// `h_T (B, H)` over `xs (B, T, in)` from `h_0 = 0`: one fused sequence op with a
-    /// hand-written backward through time where it applies (f32 on the CPU backend, no drive
-    /// at any step), otherwise [`RnnCell::run`] step by step.
+    /// hand-written backward through time where it applies (f32 on the CPU or GPU backend, no
+    /// drive at any step), otherwise [`RnnCell::run`] step by step.
     pub fn last_hidden(
         &self,
         xs: Tensor<3>,

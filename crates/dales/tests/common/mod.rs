@@ -4,6 +4,7 @@
 pub mod controller;
 pub mod dann;
 pub mod reference;
+pub mod sequence;
 
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
