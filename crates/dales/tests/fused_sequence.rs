@@ -6,44 +6,17 @@ mod common;
 
 use burn::tensor::DType;
 use common::device;
-use common::sequence::{classifier, compare, outputs, pixel_sequences};
+use common::sequence::{classifier, outputs, pixel_sequences};
 use dales::nn::seq::SeqKind;
 
 #[test]
 fn fused_arun_sequence_matches_the_step_by_step_cell_and_f64_truth() {
-    let model = classifier(SeqKind::Arun, 24, 6, 4, &device()); // 49 steps
-    // h_T, 12 cell tensors, the readout's weight and bias.
-    let labels = [3, 1, 4, 1, 5, 9];
-    compare(
-        SeqKind::Arun,
-        &model,
-        (&labels, model.steps()),
-        15,
-        &device(),
-    );
+    common::sequence::compare_arun(&device(), 49);
 }
 
 #[test]
 fn fused_rnn_sequences_match_the_step_by_step_cells_and_f64_truth() {
-    for kind in [
-        SeqKind::RnnRelu,
-        SeqKind::RnnTanh,
-        SeqKind::RnnSoftplus,
-        SeqKind::RnnGamma,
-        SeqKind::RnnGammaHet,
-    ] {
-        let model = classifier(kind, 24, 6, 4, &device());
-        let gamma = matches!(kind, SeqKind::RnnGamma | SeqKind::RnnGammaHet);
-        // h_T, u, u_bias, v, v_bias (and n, s), the readout's weight and bias.
-        let n = if gamma { 9 } else { 7 };
-        compare(
-            kind,
-            &model,
-            (&[3, 1, 4, 1, 5, 9], model.steps()),
-            n,
-            &device(),
-        );
-    }
+    common::sequence::compare_rnn_cells(&device());
 }
 
 /// With a memory budget of 0 the ARUN keeps every ⌈√T⌉-th controller state and recomputes

@@ -531,27 +531,7 @@ fn sequence_models_match_cpu_on_gpu() {
 /// the f64 CPU truth: `h_T` and every gradient, for every activation.
 #[test]
 fn fused_rnn_sequences_match_plain_on_gpu() {
-    use common::sequence::{classifier, compare};
-    use dales::nn::seq::SeqKind;
-    for kind in [
-        SeqKind::RnnRelu,
-        SeqKind::RnnTanh,
-        SeqKind::RnnSoftplus,
-        SeqKind::RnnGamma,
-        SeqKind::RnnGammaHet,
-    ] {
-        let model = classifier(kind, 24, 6, 4, &cpu()); // 49 steps
-        let gamma = matches!(kind, SeqKind::RnnGamma | SeqKind::RnnGammaHet);
-        // h_T, u, u_bias, v, v_bias (and n, s), the readout's weight and bias.
-        let n = if gamma { 9 } else { 7 };
-        compare(
-            kind,
-            &model,
-            (&[3, 1, 4, 1, 5, 9], model.steps()),
-            n,
-            &gpu(),
-        );
-    }
+    common::sequence::compare_rnn_cells(&gpu());
 }
 
 /// The whole-sequence ARUN op's CubeCL kernels against the step-by-step cell on the GPU, with
@@ -560,15 +540,10 @@ fn fused_rnn_sequences_match_plain_on_gpu() {
 /// segment is short).
 #[test]
 fn fused_arun_sequence_matches_plain_on_gpu() {
-    use common::sequence::{classifier, compare};
     use dales::fused::arun_seq::{memory_budget, set_memory_budget};
-    use dales::nn::seq::SeqKind;
-    let model = classifier(SeqKind::Arun, 24, 6, 4, &cpu());
-    let labels = [3, 1, 4, 1, 5, 9];
-    // h_T, 12 cell tensors, the readout's weight and bias.
-    compare(SeqKind::Arun, &model, (&labels, 50), 15, &gpu());
+    common::sequence::compare_arun(&gpu(), 50);
     let budget = memory_budget();
     set_memory_budget(0);
-    compare(SeqKind::Arun, &model, (&labels, 50), 15, &gpu());
+    common::sequence::compare_arun(&gpu(), 50);
     set_memory_budget(budget);
 }

@@ -44,6 +44,17 @@ pub fn set_memory_budget(bytes: usize) {
     BUDGET.store(bytes, Ordering::Relaxed);
 }
 
+/// The steps between kept controller states of `len` floats each over a sequence of `steps`:
+/// all of them (`steps`) when the `steps + 1` states fit in [`memory_budget`], else `⌈√T⌉`.
+pub(crate) fn segment_length(steps: usize, len: usize) -> usize {
+    let bytes = (steps + 1) * len * std::mem::size_of::<f32>();
+    if bytes <= memory_budget() {
+        steps.max(1)
+    } else {
+        (steps as f64).sqrt().ceil().max(1.0) as usize
+    }
+}
+
 /// The controller's parameters, with `c = b_ag + b_gg`, borrowed by the kernels.
 #[derive(Debug, Clone, Copy)]
 pub struct Params<'a> {
@@ -127,12 +138,7 @@ impl Controller {
     /// The controller for `rows` neurons over `steps` steps.
     pub fn new(p: OwnedParams, rows: usize, steps: usize) -> Self {
         p.view().check();
-        let bytes = (steps + 1) * rows * p.view().k() * std::mem::size_of::<f32>();
-        let segment = if bytes <= memory_budget() {
-            steps.max(1)
-        } else {
-            (steps as f64).sqrt().ceil().max(1.0) as usize
-        };
+        let segment = segment_length(steps, rows * p.view().k());
         Controller {
             p,
             rows,

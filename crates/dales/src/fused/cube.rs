@@ -27,6 +27,7 @@
 //!
 //! Tested against the plain tensor versions on Mesa's software Vulkan driver (`tests/gpu.rs`).
 
+use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -338,6 +339,20 @@ pub(super) fn t(a: &CubeTensor) -> CubeTensor {
     Cube::float_transpose(a.clone())
 }
 
+/// Register each computed gradient in `values` for its input's node, where that input
+/// needs one.
+pub(super) fn register<const N: usize>(
+    grads: &mut Gradients,
+    nodes: [Option<NodeId>; N],
+    values: [Option<CubeTensor>; N],
+) {
+    for (node, g) in nodes.into_iter().zip(values) {
+        if let (Some(id), Some(g)) = (node, g) {
+            grads.register::<Cube>(id, g);
+        }
+    }
+}
+
 /// The column sums `(n)` of `g (B, n)`, by burn's parallel reduction.
 fn column_sums(g: CubeTensor) -> CubeTensor {
     let n = g.shape()[1];
@@ -483,11 +498,7 @@ impl Backward<Cube, 7> for DannCubeBackward {
         let nodes = ops.parents.map(|n| n.map(|n| n.id));
         let dz = grads.consume::<Cube>(&ops.node);
         let g = dann_backward(ops.state, dz, nodes[0].is_some());
-        for (node, g) in nodes.into_iter().zip(g) {
-            if let (Some(id), Some(g)) = (node, g) {
-                grads.register::<Cube>(id, g);
-            }
-        }
+        register(grads, nodes, g);
     }
 }
 
@@ -604,11 +615,7 @@ impl Backward<Cube, 5> for ControllerCubeBackward {
             matmul(t(&dp), g_prev),
             db,
         ];
-        for (node, v) in nodes.into_iter().zip(values) {
-            if let Some(id) = node {
-                grads.register::<Cube>(id, v);
-            }
-        }
+        register(grads, nodes, values.map(Some));
     }
 }
 
@@ -773,11 +780,7 @@ impl Backward<Cube, 3> for GammaCubeBackward {
         );
         let dn = sum_to(dn, dims2(&a.n));
         let ds = sum_to(ds, dims2(&a.s));
-        for (node, g) in nodes.into_iter().zip([dx, dn, ds]) {
-            if let Some(id) = node {
-                grads.register::<Cube>(id, g);
-            }
-        }
+        register(grads, nodes, [dx, dn, ds].map(Some));
     }
 }
 

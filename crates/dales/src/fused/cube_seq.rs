@@ -26,7 +26,7 @@ use std::sync::Arc;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops};
+use burn::backend::autodiff::ops::{Backward, NodeGuard, Ops};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Cube, TensorMetadata};
@@ -35,7 +35,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::cube::{
-    buf, controller_out, dims2, empty, gamma_partials, gamma_parts, grid, matmul, rows, sum_to, t,
+    buf, controller_out, dims2, empty, gamma_partials, gamma_parts, grid, matmul, register, rows,
+    sum_to, t,
 };
 use super::{ArunSeqInputs, ArunSeqKernels, RnnAct, RnnSeqInputs, RnnSeqKernels, record};
 use crate::nn::gamma::N_MIN;
@@ -519,12 +520,7 @@ impl ArunCell {
             b_gs: flat(&p.b_gs),
         };
         let k = p.u_ag.shape().num_elements();
-        let bytes = (steps + 1) * rows * k * std::mem::size_of::<f32>();
-        let segment = if bytes <= super::arun_seq::memory_budget() {
-            steps.max(1)
-        } else {
-            (steps as f64).sqrt().ceil().max(1.0) as usize
-        };
+        let segment = super::arun_seq::segment_length(steps, rows * k);
         ArunCell {
             p,
             rows,
@@ -726,6 +722,24 @@ impl<C: Cell + Clone> Saved<C> {
     }
 }
 
+/// Record a sequence op on the autodiff graph; `run(save)` runs it, keeping what its
+/// backward needs when `save`.
+fn record_sequence<C, O, S, const N: usize>(
+    op: O,
+    nodes: [NodeGuard; N],
+    run: impl Fn(bool) -> (CubeTensor, Saved<S>),
+) -> FloatTensor<Autodiff<Cube, C>>
+where
+    C: CheckpointStrategy,
+    O: Backward<Cube, N, State = Arc<Saved<S>>>,
+{
+    let tracked = || {
+        let (h, saved) = run(true);
+        (h, Arc::new(saved))
+    };
+    record::<_, C, _, N>(op, nodes, tracked, || run(false).0)
+}
+
 fn rnn_run(p: &RnnSeqInputs<Cube>, save: bool) -> (CubeTensor, Saved<Pointwise>) {
     let main = Main::new(&p.xs, [&p.u, &p.u_bias, &p.v, &p.v_bias]);
     let mut cell = Pointwise::new(p);
@@ -751,26 +765,14 @@ impl Backward<Cube, 7> for RnnSeqCubeBackward {
         let ([dx, du, dbias, dw], cell) = Saved::backward(ops.state, dh, nodes[0].is_some());
         let (dn, ds) = cell.gamma_grads();
         let values = [dx, du, dbias.clone(), dw, dbias, Some(dn), Some(ds)];
-        for (node, g) in nodes.into_iter().zip(values) {
-            if let (Some(id), Some(g)) = (node, g) {
-                grads.register::<Cube>(id, g);
-            }
-        }
+        register(grads, nodes, values);
     }
 }
 
 impl<C: CheckpointStrategy> RnnSeqKernels for Autodiff<Cube, C> {
     fn rnn_sequence(p: RnnSeqInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        record::<_, C, _, 7>(
-            RnnSeqCubeBackward,
-            nodes,
-            || {
-                let (h, saved) = rnn_run(&inner, true);
-                (h, Arc::new(saved))
-            },
-            || rnn_run(&inner, false).0,
-        )
+        record_sequence::<C, _, _, 7>(RnnSeqCubeBackward, nodes, |save| rnn_run(&inner, save))
     }
 }
 
@@ -814,25 +816,13 @@ impl Backward<Cube, 13> for ArunSeqCubeBackward {
             w_gs,
             b_gs,
         ];
-        for (node, g) in nodes.into_iter().zip(values) {
-            if let (Some(id), Some(g)) = (node, g) {
-                grads.register::<Cube>(id, g);
-            }
-        }
+        register(grads, nodes, values);
     }
 }
 
 impl<C: CheckpointStrategy> ArunSeqKernels for Autodiff<Cube, C> {
     fn arun_sequence(p: ArunSeqInputs<Self>) -> FloatTensor<Self> {
         let (nodes, inner) = p.split();
-        record::<_, C, _, 13>(
-            ArunSeqCubeBackward,
-            nodes,
-            || {
-                let (h, saved) = arun_run(&inner, true);
-                (h, Arc::new(saved))
-            },
-            || arun_run(&inner, false).0,
-        )
+        record_sequence::<C, _, _, 13>(ArunSeqCubeBackward, nodes, |save| arun_run(&inner, save))
     }
 }

@@ -128,15 +128,18 @@ fn check_as_accurate(
 
 /// The same model with every parameter in f64 (for finite differences and f64 truths).
 pub fn as_f64<M: dales::nn::Parameterised + Clone>(model: &M) -> M {
+    map_params(model, |v| v.cast(DType::F64))
+}
+
+/// The same model with `f` applied to every parameter's value.
+pub fn map_params<M: dales::nn::Parameterised + Clone>(
+    model: &M,
+    f: impl Fn(dales::nn::ParamValue) -> dales::nn::ParamValue,
+) -> M {
     let values = model
         .param_layers()
         .into_iter()
-        .map(|l| {
-            l.entries
-                .into_iter()
-                .map(|e| e.value.cast(DType::F64))
-                .collect()
-        })
+        .map(|l| l.entries.into_iter().map(|e| f(e.value)).collect())
         .collect();
     model.clone().with_layer_values(values)
 }

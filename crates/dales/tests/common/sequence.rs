@@ -62,20 +62,10 @@ pub fn classifier(
 
 /// The same model with every parameter moved to `device` in `dtype`.
 pub fn moved(model: &SeqClassifier, device: &Device, dtype: DType) -> SeqClassifier {
-    let values = model
-        .param_layers()
-        .into_iter()
-        .map(|l| {
-            l.entries
-                .into_iter()
-                .map(|e| match e.value {
-                    ParamValue::Matrix(t) => ParamValue::Matrix(t.to_device(device).cast(dtype)),
-                    ParamValue::Vector(t) => ParamValue::Vector(t.to_device(device).cast(dtype)),
-                })
-                .collect()
-        })
-        .collect();
-    model.clone().with_layer_values(values)
+    super::map_params(model, |v| match v {
+        ParamValue::Matrix(t) => ParamValue::Matrix(t.to_device(device).cast(dtype)),
+        ParamValue::Vector(t) => ParamValue::Vector(t.to_device(device).cast(dtype)),
+    })
 }
 
 /// `batch` sequences of `steps` U(0, 1) pixels, `(B, T, 1)`.
@@ -113,4 +103,41 @@ pub fn compare(
     for ((name, fast), ((_, plain), (_, truth))) in fused.iter().zip(stepwise.iter().zip(&truth)) {
         assert_as_accurate(&format!("{kind} {name}"), fast, plain, truth, 1e-5);
     }
+}
+
+/// [`compare`] for every RNN activation over 49-step sequences (`hidden` 24, pool 4).
+pub fn compare_rnn_cells(device: &Device) {
+    let cpu = dales::device::cpu().autodiff();
+    for kind in [
+        SeqKind::RnnRelu,
+        SeqKind::RnnTanh,
+        SeqKind::RnnSoftplus,
+        SeqKind::RnnGamma,
+        SeqKind::RnnGammaHet,
+    ] {
+        let model = classifier(kind, 24, 6, 4, &cpu);
+        let gamma = matches!(kind, SeqKind::RnnGamma | SeqKind::RnnGammaHet);
+        // h_T, u, u_bias, v, v_bias (and n, s), the readout's weight and bias.
+        let n = if gamma { 9 } else { 7 };
+        compare(
+            kind,
+            &model,
+            (&[3, 1, 4, 1, 5, 9], model.steps()),
+            n,
+            device,
+        );
+    }
+}
+
+/// [`compare`] for ARUN (`hidden` 24, controller 6) over `steps`-step sequences.
+pub fn compare_arun(device: &Device, steps: usize) {
+    let model = classifier(SeqKind::Arun, 24, 6, 4, &dales::device::cpu().autodiff());
+    // h_T, 12 cell tensors, the readout's weight and bias.
+    compare(
+        SeqKind::Arun,
+        &model,
+        (&[3, 1, 4, 1, 5, 9], steps),
+        15,
+        device,
+    );
 }
