@@ -274,14 +274,7 @@ fn add_bias<F: Float>(y: &mut [F], bias: &[F], n: usize) {
 
 /// `g = tanh(h + a ⊗ u + b)` for `h = g_prev W_ggᵀ (R, K)`, one unit per entry.
 #[cube(launch)]
-pub(super) fn controller_out<F: Float>(
-    h: &[F],
-    a: &[F],
-    u: &[F],
-    bias: &[F],
-    g: &mut [F],
-    k: usize,
-) {
+fn controller_out<F: Float>(h: &[F], a: &[F], u: &[F], bias: &[F], g: &mut [F], k: usize) {
     let i = ABSOLUTE_POS;
     if i < g.len() {
         let r = i / k;
@@ -356,7 +349,11 @@ pub(super) fn register<const N: usize>(
 /// The column sums `(n)` of `g (B, n)`, by burn's parallel reduction.
 fn column_sums(g: CubeTensor) -> CubeTensor {
     let n = g.shape()[1];
-    Cube::float_reshape(Cube::float_sum_dim(g, 0), Shape::from(vec![n]))
+    reshape(Cube::float_sum_dim(g, 0), &[n])
+}
+
+pub(super) fn reshape(x: CubeTensor, shape: &[usize]) -> CubeTensor {
+    Cube::float_reshape(x, Shape::from(shape.to_vec()))
 }
 
 /// What the DANN layer's backward pass needs from its forward pass.
@@ -568,7 +565,19 @@ impl<C: CheckpointStrategy> AffineKernels for Autodiff<Cube, C> {
 /// One ARUN controller step: burn's matmul for `g_prev W_ggᵀ`, then one kernel.
 fn controller_forward(p: &ControllerInputs<Cube>) -> CubeTensor {
     let [a, u, bias] = [&p.a, &p.u, &p.bias].map(|t| rows(t.clone()));
-    let h = matmul(p.g_prev.clone(), t(&p.w_gg));
+    controller_state(&a, &p.g_prev, &u, &p.w_gg, &bias)
+}
+
+/// `g = tanh(a ⊗ u + g_prev W_ggᵀ + bias) (R, K)` for row-major `a (R)`, `u (K)` and
+/// `bias (K)` (any shapes with those entries).
+pub(super) fn controller_state(
+    a: &CubeTensor,
+    g_prev: &CubeTensor,
+    u: &CubeTensor,
+    w_gg: &CubeTensor,
+    bias: &CubeTensor,
+) -> CubeTensor {
+    let h = matmul(g_prev.clone(), t(w_gg));
     let [r, k] = dims2(&h);
     let g = empty(&h, &[r, k]);
     let (count, dim) = grid(&g, r * k);
@@ -577,9 +586,9 @@ fn controller_forward(p: &ControllerInputs<Cube>) -> CubeTensor {
         count,
         dim,
         buf(&h),
-        buf(&a),
-        buf(&u),
-        buf(&bias),
+        buf(a),
+        buf(u),
+        buf(bias),
         buf(&g),
         k,
     );

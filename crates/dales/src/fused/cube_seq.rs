@@ -35,8 +35,8 @@ use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
 use super::cube::{
-    buf, controller_out, dims2, empty, gamma_partials, gamma_parts, grid, matmul, register, rows,
-    sum_to, t,
+    buf, controller_state, dims2, empty, gamma_partials, gamma_parts, grid, matmul, register,
+    reshape, rows, sum_to, t,
 };
 use super::{ArunSeqInputs, ArunSeqKernels, RnnAct, RnnSeqInputs, RnnSeqKernels, record};
 use crate::nn::gamma::N_MIN;
@@ -80,6 +80,37 @@ fn act_code(act: RnnAct) -> u32 {
 fn floored_gamma<F: Float>(x: F, n: F, s: F) -> F {
     let (softplus, sigma) = gamma_parts::<F>(x, n.max(F::new(FLOOR)));
     (F::new(1.0) - s) * softplus + s * sigma
+}
+
+/// The partials `(∂γ/∂x, ∂γ/∂n, ∂γ/∂s)` of [`floored_gamma`]; `∂γ/∂n` is 0 where the floor
+/// is active.
+#[cube]
+fn floored_partials<F: Float>(x: F, n: F, s: F) -> (F, F, F) {
+    let (px, pn, ps) = gamma_partials::<F>(x, n.max(F::new(FLOOR)), s);
+    (px, select(n < F::new(FLOOR), F::new(0.0), pn), ps)
+}
+
+/// The controller's readouts of neuron `r`, `n = b_gn + g_r·w_gn` and `s = b_gs + g_r·w_gs`,
+/// from its state `g_r (K)` in row `r` of `g (R, K)`.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn readouts<F: Float>(
+    g: &[F],
+    r: usize,
+    k: usize,
+    w_gn: &[F],
+    b_gn: &[F],
+    w_gs: &[F],
+    b_gs: &[F],
+) -> (F, F) {
+    let mut n = b_gn[0];
+    let mut s = b_gs[0];
+    for j in 0..k {
+        let v = g[r * k + j];
+        n += v * w_gn[j];
+        s += v * w_gs[j];
+    }
+    (n, s)
 }
 
 /// `h = φ(a)`, one unit per entry of `a (B, H)`: ReLU (`act` 0), tanh (1), softplus (2) or
@@ -142,10 +173,9 @@ fn pointwise_bwd<F: Float>(
             da[i] = g * sigma;
         } else {
             let j = (i % h) % width;
-            let nv = n[j];
-            let (px, pn, ps) = gamma_partials::<F>(x, nv.max(F::new(FLOOR)), s[j]);
+            let (px, pn, ps) = floored_partials::<F>(x, n[j], s[j]);
             da[i] = g * px;
-            dn[i] += select(nv < F::new(FLOOR), F::new(0.0), g * pn);
+            dn[i] += g * pn;
             ds[i] += g * ps;
         }
     }
@@ -167,13 +197,7 @@ fn arun_out<F: Float>(
 ) {
     let r = ABSOLUTE_POS;
     if r < out.len() {
-        let mut n = b_gn[0];
-        let mut s = b_gs[0];
-        for j in 0..k {
-            let v = g[r * k + j];
-            n += v * w_gn[j];
-            s += v * w_gs[j];
-        }
+        let (n, s) = readouts::<F>(g, r, k, w_gn, b_gn, w_gs, b_gs);
         out[r] = floored_gamma::<F>(a[r], n, s);
     }
 }
@@ -201,17 +225,11 @@ fn arun_bwd<F: Float>(
 ) {
     let r = ABSOLUTE_POS;
     if r < da.len() {
-        let mut n = b_gn[0];
-        let mut s = b_gs[0];
-        for j in 0..k {
-            let v = g[r * k + j];
-            n += v * w_gn[j];
-            s += v * w_gs[j];
-        }
+        let (n, s) = readouts::<F>(g, r, k, w_gn, b_gn, w_gs, b_gs);
         let x = a[r];
         let d = dh[r];
-        let (px, pn, ps) = gamma_partials::<F>(x, n.max(F::new(FLOOR)), s);
-        let dn = select(n < F::new(FLOOR), F::new(0.0), d * pn);
+        let (px, pn, ps) = floored_partials::<F>(x, n, s);
+        let dn = d * pn;
         let ds = d * ps;
         let mut dx = d * px;
         for j in 0..k {
@@ -231,10 +249,6 @@ fn arun_bwd<F: Float>(
 /// Zeros of `shape` on `like`'s device.
 fn zeros(like: &CubeTensor, shape: &[usize]) -> CubeTensor {
     Cube::float_zeros(Shape::from(shape.to_vec()), &like.device, FloatDType::F32)
-}
-
-fn reshape(x: CubeTensor, shape: &[usize]) -> CubeTensor {
-    Cube::float_reshape(x, Shape::from(shape.to_vec()))
 }
 
 /// Row `i` of `x (m, n)`, as `(1, n)`.
@@ -505,14 +519,14 @@ struct ArunCell {
 }
 
 impl ArunCell {
-    fn new(p: &ArunSeqInputs<Cube>, rows: usize, steps: usize) -> Self {
+    fn new(p: &ArunSeqInputs<Cube>, neurons: usize, steps: usize) -> Self {
         let flat = |t: &CubeTensor| {
             let len = t.shape().num_elements();
-            reshape(super::cube::rows(t.clone()), &[len])
+            reshape(rows(t.clone()), &[len])
         };
         let p = ControllerParams {
             u_ag: flat(&p.u_ag),
-            w_gg: super::cube::rows(p.w_gg.clone()),
+            w_gg: rows(p.w_gg.clone()),
             c: flat(&add(p.u_ag_bias.clone(), p.w_gg_bias.clone())),
             w_gn: flat(&p.w_gn),
             b_gn: flat(&p.b_gn),
@@ -520,10 +534,10 @@ impl ArunCell {
             b_gs: flat(&p.b_gs),
         };
         let k = p.u_ag.shape().num_elements();
-        let segment = super::arun_seq::segment_length(steps, rows * k);
+        let segment = super::arun_seq::segment_length(steps, neurons * k);
         ArunCell {
             p,
-            rows,
+            rows: neurons,
             k,
             steps,
             segment,
@@ -542,22 +556,8 @@ impl ArunCell {
 
     /// `g_t = tanh(a_t u + g_{t−1} W_ggᵀ + c)`.
     fn state(&self, a: &CubeTensor, g_prev: &CubeTensor) -> CubeTensor {
-        let (r, k) = (self.rows, self.k);
-        let gw = matmul(g_prev.clone(), t(&self.p.w_gg));
-        let g = empty(&gw, &[r, k]);
-        let (count, dim) = grid(&g, r * k);
-        controller_out::launch::<f32>(
-            &g.client,
-            count,
-            dim,
-            buf(&gw),
-            buf(a),
-            buf(&self.p.u_ag),
-            buf(&self.p.c),
-            buf(&g),
-            k,
-        );
-        g
+        let p = &self.p;
+        controller_state(a, g_prev, &p.u_ag, &p.w_gg, &p.c)
     }
 
     /// Load the states `g_base..=g_end` of the segment ending at `end`, recomputing those not

@@ -101,11 +101,15 @@ pub fn applies<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
 /// [`affine`], [`tanh`], [`controller_step`], [`gamma`]): [`applies`], or all f32 on the
 /// `gpu` feature's backend with fusing on.
 pub fn applies_with_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
-    applies(tensors)
-        || (enabled()
-            && tensors
-                .iter()
-                .all(|t| t.dtype() == DType::F32 && on_cube(t)))
+    applies(tensors) || applies_on_gpu(tensors)
+}
+
+/// Whether `tensors` are all f32 on the `gpu` feature's backend, with fusing on.
+fn applies_on_gpu<const D: usize>(tensors: &[&Tensor<D>]) -> bool {
+    enabled()
+        && tensors
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && on_cube(t))
 }
 
 /// Whether a whole sequence can run as one fused op ([`arun_sequence`], [`rnn_sequence`]):
@@ -116,9 +120,8 @@ pub fn sequence_applies(
     params: &[&Tensor<2>],
     drive: &dyn Fn(usize) -> Option<Tensor<2>>,
 ) -> bool {
-    let same = |on: fn(&Tensor<2>) -> bool| params.iter().all(|p| on(p));
-    let placed = (applies(&[xs]) && same(|p| applies(&[p])))
-        || (applies_with_gpu(&[xs]) && same(|p| applies_with_gpu(&[p])));
+    let placed =
+        (applies(&[xs]) && applies(params)) || (applies_on_gpu(&[xs]) && applies_on_gpu(params));
     placed && (0..xs.dims()[1]).all(|t| drive(t).is_none())
 }
 
@@ -861,51 +864,35 @@ pub struct ArunSeqInputs<B: Backend> {
 impl<B: Backend, C: CheckpointStrategy> ArunSeqInputs<Autodiff<B, C>> {
     /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
     fn split(&self) -> ([NodeGuard; 13], ArunSeqInputs<B>) {
-        let all = [
-            &self.xs,
-            &self.u,
-            &self.u_bias,
-            &self.w,
-            &self.w_bias,
-            &self.u_ag,
-            &self.u_ag_bias,
-            &self.w_gg,
-            &self.w_gg_bias,
-            &self.w_gn,
-            &self.b_gn,
-            &self.w_gs,
-            &self.b_gs,
+        let nodes = [
+            self.xs.node(),
+            self.u.node(),
+            self.u_bias.node(),
+            self.w.node(),
+            self.w_bias.node(),
+            self.u_ag.node(),
+            self.u_ag_bias.node(),
+            self.w_gg.node(),
+            self.w_gg_bias.node(),
+            self.w_gn.node(),
+            self.b_gn.node(),
+            self.w_gs.node(),
+            self.b_gs.node(),
         ];
-        let nodes = all.map(|t| t.node());
-        let [
-            xs,
-            u,
-            u_bias,
-            w,
-            w_bias,
-            u_ag,
-            u_ag_bias,
-            w_gg,
-            w_gg_bias,
-            w_gn,
-            b_gn,
-            w_gs,
-            b_gs,
-        ] = all.map(|t| t.primitive().clone());
         let inner = ArunSeqInputs::<B> {
-            xs,
-            u,
-            u_bias,
-            w,
-            w_bias,
-            u_ag,
-            u_ag_bias,
-            w_gg,
-            w_gg_bias,
-            w_gn,
-            b_gn,
-            w_gs,
-            b_gs,
+            xs: self.xs.primitive().clone(),
+            u: self.u.primitive().clone(),
+            u_bias: self.u_bias.primitive().clone(),
+            w: self.w.primitive().clone(),
+            w_bias: self.w_bias.primitive().clone(),
+            u_ag: self.u_ag.primitive().clone(),
+            u_ag_bias: self.u_ag_bias.primitive().clone(),
+            w_gg: self.w_gg.primitive().clone(),
+            w_gg_bias: self.w_gg_bias.primitive().clone(),
+            w_gn: self.w_gn.primitive().clone(),
+            b_gn: self.b_gn.primitive().clone(),
+            w_gs: self.w_gs.primitive().clone(),
+            b_gs: self.b_gs.primitive().clone(),
         };
         (nodes, inner)
     }
@@ -1131,25 +1118,23 @@ pub struct RnnSeqInputs<B: Backend> {
 impl<B: Backend, C: CheckpointStrategy> RnnSeqInputs<Autodiff<B, C>> {
     /// The inputs' autodiff nodes (in the order of the struct) and their inner tensors.
     fn split(&self) -> ([NodeGuard; 7], RnnSeqInputs<B>) {
-        let all = [
-            &self.xs,
-            &self.u,
-            &self.u_bias,
-            &self.v,
-            &self.v_bias,
-            &self.n,
-            &self.s,
+        let nodes = [
+            self.xs.node(),
+            self.u.node(),
+            self.u_bias.node(),
+            self.v.node(),
+            self.v_bias.node(),
+            self.n.node(),
+            self.s.node(),
         ];
-        let nodes = all.map(|t| t.node());
-        let [xs, u, u_bias, v, v_bias, n, s] = all.map(|t| t.primitive().clone());
         let inner = RnnSeqInputs::<B> {
-            xs,
-            u,
-            u_bias,
-            v,
-            v_bias,
-            n,
-            s,
+            xs: self.xs.primitive().clone(),
+            u: self.u.primitive().clone(),
+            u_bias: self.u_bias.primitive().clone(),
+            v: self.v.primitive().clone(),
+            v_bias: self.v_bias.primitive().clone(),
+            n: self.n.primitive().clone(),
+            s: self.s.primitive().clone(),
             act: self.act,
         };
         (nodes, inner)

@@ -32,7 +32,8 @@ use burn::tensor::activation::log_sigmoid;
 pub const N_MIN: f64 = 1e-3;
 
 /// `γ(x; n, s)`: the fused op with its analytic backward where it applies (NdArray in f32 or
-/// f64, the GPU in f32), the plain tensor version ([`gamma_plain`]) elsewhere. `n` is floored at [`N_MIN`].
+/// f64, the GPU in f32), the plain tensor version ([`gamma_plain`]) elsewhere. `n` is floored
+/// at [`N_MIN`].
 ///
 /// # Panics
 /// If `n` or `s` is not `(1, 1)`, `(1, H)` or `(B, H)` for `x (B, H)` (a programming error:
