@@ -4,15 +4,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod analyze;
-mod bench;
-mod compare;
-mod eval;
+mod cmd;
+mod interrupt;
+mod peak;
 mod plot;
 mod progress;
-mod reproduce;
-mod robustness;
-mod train;
+mod training;
+
+use cmd::{analyze, bench, compare, eval, reproduce, robustness, train};
 
 /// Train Dale's-principle networks (DANN, ColumnEI) and their baselines on MNIST-format data.
 #[derive(Debug, Parser)]

@@ -173,3 +173,17 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
         },
     ]
 }
+
+/// Mean accuracy against the drive amplitude, one curve per model, of a robustness sweep.
+pub fn sweep(sweep: &dales::robustness::Sweep, results: &[dales::robustness::RunResult]) -> Panel {
+    Panel {
+        title: format!("accuracy under a {} drive", sweep.drive),
+        x_label: "drive amplitude ξ".into(),
+        y_label: "test accuracy (%)".into(),
+        series: sweep
+            .curves(results)
+            .into_iter()
+            .map(|(label, points)| Series { label, points })
+            .collect(),
+    }
+}

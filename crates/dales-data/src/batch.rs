@@ -73,6 +73,7 @@ pub struct EpochOrder {
     n: usize,
     batch_size: usize,
     seed: u64,
+    shuffle: bool,
 }
 
 impl EpochOrder {
@@ -91,7 +92,19 @@ impl EpochOrder {
             n,
             batch_size,
             seed,
+            shuffle: true,
         })
+    }
+
+    /// The same batches without shuffling (`shuffle` false): every epoch visits `0..n` in
+    /// order, as a loader with a fixed order does.
+    pub fn with_shuffle(self, shuffle: bool) -> Self {
+        Self { shuffle, ..self }
+    }
+
+    /// Whether each epoch has its own seeded order.
+    pub fn shuffles(&self) -> bool {
+        self.shuffle
     }
 
     /// Number of examples.
@@ -114,8 +127,11 @@ impl EpochOrder {
         self.n.div_ceil(self.batch_size)
     }
 
-    /// The permutation of `0..n` visited in `epoch`.
+    /// The permutation of `0..n` visited in `epoch` (the identity without shuffling).
     pub fn epoch(&self, epoch: u64) -> Vec<usize> {
+        if !self.shuffle {
+            return (0..self.n).collect();
+        }
         permutation(self.n, &mut rng_for(self.seed, epoch))
     }
 
@@ -199,6 +215,16 @@ mod tests {
         assert_ne!(a, o.epoch(6));
         assert_ne!(a, EpochOrder::new(1000, 32, 8).unwrap().epoch(5));
         assert_ne!(a, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn fixed_order_is_the_same_every_epoch() {
+        let o = EpochOrder::new(10, 4, 7).unwrap().with_shuffle(false);
+        assert_eq!(o.epoch(0), (0..10).collect::<Vec<_>>());
+        assert_eq!(o.epoch(3), o.epoch(0));
+        let sizes: Vec<usize> = o.batches(2).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [4, 4, 2]);
+        assert!(!o.shuffles() && EpochOrder::new(10, 4, 7).unwrap().shuffles());
     }
 
     #[test]

@@ -8,27 +8,27 @@
 //! outputs blank until the marker and then guesses uniformly scores the cross-entropy
 //! [`CopySpec::baseline_loss`] `= L ln S / N` per step (0.0945 for the paper's sizes).
 //!
-//! Sequences are stored as a [`Split`] of `1 × N` "images" of symbol bytes (labels unused,
-//! all 0), so that the seeded batch order, validation splits and evaluation of image tasks
-//! apply unchanged.
+//! [`CopyTask`] holds `n` such sequences drawn from a seed; a batch has the one-hot inputs
+//! (blank, `S` symbols, marker) and the target of every step, all of them scored.
 //!
 //! ```
 //! use dales_data::copy::CopySpec;
+//! use dales_data::task::Task;
 //!
 //! let spec = CopySpec { delay: 5, length: 3, symbols: 8 };
-//! let data = spec.generate(4, 1).unwrap();
-//! let x = data.image(0);
+//! let task = spec.generate(4, 1).unwrap();
+//! let x = task.sequence(0);
 //! assert_eq!(x.len(), 11);
 //! assert_eq!(x[7], 9); // the marker at step L + delay − 1
-//! let mut y = Vec::new();
-//! spec.targets(x, &mut y);
-//! assert_eq!(&y[8..], &[x[0] as usize, x[1] as usize, x[2] as usize]);
+//! let batch = task.batch(&[0]);
+//! assert_eq!(&batch.targets[8..], &[x[0] as usize, x[1] as usize, x[2] as usize]);
 //! ```
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::{DataError, Split};
+use crate::DataError;
+use crate::task::{Batch, Task};
 
 /// The sizes of a copy task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +104,7 @@ impl CopySpec {
     ///
     /// # Errors
     /// As [`CopySpec::validate`], or when `n` is 0.
-    pub fn generate(&self, n: usize, seed: u64) -> Result<Split, DataError> {
+    pub fn generate(&self, n: usize, seed: u64) -> Result<CopyTask, DataError> {
         self.validate()?;
         if n == 0 {
             return Err(DataError::InvalidArgument {
@@ -120,7 +120,11 @@ impl CopySpec {
             }
             seq[self.length + self.delay - 1] = self.marker();
         }
-        Split::new(images, vec![0; n], 1, steps, 1)
+        Ok(CopyTask {
+            spec: *self,
+            symbols: images,
+            n,
+        })
     }
 
     /// The target of every step of input sequence `input`, into `out` (cleared first).
@@ -141,6 +145,68 @@ impl CopySpec {
     }
 }
 
+/// `n` copy-task sequences ([`CopySpec::generate`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyTask {
+    spec: CopySpec,
+    /// `(n, N)` symbols.
+    symbols: Vec<u8>,
+    n: usize,
+}
+
+impl CopyTask {
+    /// The sizes.
+    pub fn spec(&self) -> CopySpec {
+        self.spec
+    }
+
+    /// The input symbols of sequence `i`.
+    ///
+    /// # Panics
+    /// If `i >= len()`.
+    pub fn sequence(&self, i: usize) -> &[u8] {
+        let steps = self.spec.steps();
+        &self.symbols[i * steps..(i + 1) * steps]
+    }
+}
+
+impl Task for CopyTask {
+    fn len(&self) -> usize {
+        self.n
+    }
+
+    fn steps(&self) -> usize {
+        self.spec.steps()
+    }
+
+    fn width(&self) -> usize {
+        self.spec.input_size()
+    }
+
+    fn classes(&self) -> usize {
+        self.spec.classes()
+    }
+
+    fn batch(&self, idx: &[usize]) -> Batch {
+        let steps = self.steps();
+        let mut inputs = Vec::with_capacity(idx.len() * steps * self.width());
+        let (mut targets, mut one) = (Vec::with_capacity(idx.len() * steps), Vec::new());
+        for &i in idx {
+            self.spec.one_hot(self.sequence(i), &mut inputs);
+            self.spec.targets(self.sequence(i), &mut one);
+            targets.extend_from_slice(&one);
+        }
+        Batch {
+            size: idx.len(),
+            steps,
+            width: self.width(),
+            inputs,
+            targets,
+            mask: vec![true; idx.len() * steps],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,10 +215,11 @@ mod tests {
     fn layout_and_targets() {
         let spec = CopySpec::PAPER;
         let data = spec.generate(50, 3).unwrap();
-        assert_eq!((data.len(), data.cols(), spec.steps()), (50, 220, 220));
+        assert_eq!((data.len(), data.steps(), spec.steps()), (50, 220, 220));
+        assert_eq!((data.width(), data.classes()), (10, 9));
         let mut y = Vec::new();
         for i in 0..data.len() {
-            let x = data.image(i);
+            let x = data.sequence(i);
             assert!(x[..10].iter().all(|&s| (1..=8).contains(&s)));
             assert!(x[10..209].iter().all(|&s| s == 0));
             assert_eq!(x[209], 9);
@@ -173,7 +240,7 @@ mod tests {
         // Every symbol appears (500 draws of 8).
         let mut seen = [false; 9];
         (0..50).for_each(|i| {
-            data.image(i)[..10]
+            data.sequence(i)[..10]
                 .iter()
                 .for_each(|&s| seen[s as usize] = true)
         });
@@ -186,6 +253,30 @@ mod tests {
         let b = CopySpec::PAPER.baseline_loss();
         assert!((b - 10.0 * 8f64.ln() / 220.0).abs() < 1e-15);
         assert!((b - 0.095).abs() < 0.001);
+    }
+
+    #[test]
+    fn batches_are_one_hot_with_every_step_scored() {
+        let spec = CopySpec {
+            delay: 2,
+            length: 1,
+            symbols: 3,
+        };
+        let task = spec.generate(3, 7).unwrap();
+        let b = task.batch(&[2, 0]);
+        assert_eq!((b.size, b.steps, b.width), (2, 4, 5));
+        for (row, &i) in [2usize, 0].iter().enumerate() {
+            let x = task.sequence(i);
+            for (t, &symbol) in x.iter().enumerate() {
+                let hot: Vec<usize> = (0..5).filter(|&k| b.input(row, t)[k] == 1.0).collect();
+                assert_eq!(hot, [usize::from(symbol)], "one-hot of step {t}");
+            }
+            assert_eq!(
+                &b.targets[row * 4..row * 4 + 4],
+                &[0, 0, 0, usize::from(x[0])]
+            );
+        }
+        assert!(b.mask.iter().all(|&m| m));
     }
 
     #[test]

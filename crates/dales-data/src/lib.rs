@@ -34,6 +34,7 @@ mod idx;
 mod mnist;
 pub mod sequence;
 pub mod synthetic;
+pub mod task;
 
 pub use batch::{EpochBatches, EpochOrder, VALIDATION_STREAM};
 pub use error::{DataError, IdxErrorKind};

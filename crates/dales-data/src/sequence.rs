@@ -3,6 +3,9 @@
 //! (psMNIST), optionally after `p × p` average pooling so that a 28 × 28 image becomes 196
 //! steps at `p = 2` (a variant that trains on a CPU).
 //!
+//! [`PixelSequences`] is the task: an image per sequence, its label the target of the last
+//! step.
+//!
 //! ```
 //! use dales_data::sequence::SequenceSpec;
 //!
@@ -15,8 +18,10 @@
 //! assert_eq!(seq, vec![1.0; 196]);
 //! ```
 
+use crate::Split;
 use crate::batch::{permutation, rng_for};
 use crate::error::DataError;
+use crate::task::{Batch, Task, labels};
 
 /// ChaCha8 stream of the pixel permutation (see [`crate::batch`]): distinct from the
 /// validation split's and every epoch order's.
@@ -89,6 +94,73 @@ impl SequenceSpec {
     }
 }
 
+/// Images read as pixel sequences ([`SequenceSpec`]): one pooled pixel per step, the label the
+/// target of the last step (the only one scored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PixelSequences {
+    split: Split,
+    spec: SequenceSpec,
+    order: Vec<usize>,
+}
+
+impl PixelSequences {
+    /// The task over the images of `split`, read as `spec` says.
+    ///
+    /// # Errors
+    /// As [`SequenceSpec::order`], when the pooling factor does not divide the image size.
+    pub fn new(split: Split, spec: SequenceSpec) -> Result<Self, DataError> {
+        let order = spec.order(split.rows(), split.cols())?;
+        Ok(PixelSequences { split, spec, order })
+    }
+
+    /// The images.
+    pub fn split(&self) -> &Split {
+        &self.split
+    }
+}
+
+impl Task for PixelSequences {
+    fn len(&self) -> usize {
+        self.split.len()
+    }
+
+    fn steps(&self) -> usize {
+        self.order.len()
+    }
+
+    fn width(&self) -> usize {
+        1
+    }
+
+    fn classes(&self) -> usize {
+        self.split.n_classes()
+    }
+
+    fn batch(&self, idx: &[usize]) -> Batch {
+        let steps = self.steps();
+        let mut inputs = Vec::with_capacity(idx.len() * steps);
+        for &i in idx {
+            let (rows, cols) = (self.split.rows(), self.split.cols());
+            self.spec
+                .append(self.split.image(i), rows, cols, &self.order, &mut inputs);
+        }
+        let mut targets = vec![0; idx.len() * steps];
+        let mut mask = vec![false; idx.len() * steps];
+        for (b, label) in labels(&self.split, idx).into_iter().enumerate() {
+            targets[(b + 1) * steps - 1] = label;
+            mask[(b + 1) * steps - 1] = true;
+        }
+        Batch {
+            size: idx.len(),
+            steps,
+            width: 1,
+            inputs,
+            targets,
+            mask,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +227,29 @@ mod tests {
             .unwrap_err();
             assert!(e.to_string().contains(&format!("factor {pool}")), "{e}");
         }
+    }
+
+    #[test]
+    fn pixel_sequences_score_the_last_step() {
+        let images: Vec<u8> = (0..32).map(|v| (v * 8) as u8).collect(); // two 4 × 4 images
+        let split = Split::new(images, vec![3, 1], 4, 4, 4).unwrap();
+        let spec = SequenceSpec {
+            pool: 2,
+            permutation_seed: None,
+        };
+        let task = PixelSequences::new(split.clone(), spec).unwrap();
+        assert_eq!(
+            (task.len(), task.steps(), task.width(), task.classes()),
+            (2, 4, 1, 4)
+        );
+        let b = task.batch(&[1, 0]);
+        let mut want = Vec::new();
+        let order = spec.order(4, 4).unwrap();
+        spec.append(split.image(1), 4, 4, &order, &mut want);
+        spec.append(split.image(0), 4, 4, &order, &mut want);
+        assert_eq!(b.inputs, want);
+        assert_eq!(b.targets, [0, 0, 0, 1, 0, 0, 0, 3]);
+        let scored: Vec<usize> = (0..8).filter(|&i| b.mask[i]).collect();
+        assert_eq!(scored, [3, 7]);
     }
 }

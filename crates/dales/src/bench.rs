@@ -1,31 +1,38 @@
 //! Timing of full training steps, for `dales bench` and for comparisons with the PyTorch
 //! reference (`shared/reference/bench.py`, whose cases and names these follow).
 //!
-//! One step is what a training run does per batch: forward, cross-entropy, backward, and the
-//! model kind's update (corrected, projected SGD for DANN; plain SGD for the MLP), with the
-//! loss read back to the host (which also waits for an asynchronous device).
+//! One step is a run's training step ([`crate::train::step`]): forward, cross-entropy,
+//! backward, and the model kind's update (corrected, projected SGD for DANN; plain SGD for
+//! the MLP), with the loss read back to the host (which also waits for an asynchronous
+//! device).
 //!
 //! ```
 //! use dales::bench::{StepCase, time_steps};
+//! use dales::fused::Settings;
 //! use dales::nn::ModelKind;
 //!
 //! let case = StepCase { kind: ModelKind::Dann, batch: 4, hidden: vec![20, 20] };
-//! let timing = time_steps(&case, 1, 3, &dales::device::cpu()).unwrap();
+//! let timing = time_steps(&case, 1, 3, &dales::device::cpu(), Settings::default()).unwrap();
 //! assert_eq!(timing.ms.len(), 3);
 //! assert!(timing.median_ms() > 0.0);
 //! ```
 
 use std::time::Instant;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::Result;
-use crate::config::{TrainConfig, paper_lr};
+use crate::config::TrainConfig;
+use crate::fused::Settings;
+use crate::host::tensor;
+use crate::learner::{Learner, ModelSpec};
+use crate::nn::seq::SeqConfig;
 use crate::nn::{MlpConfig, ModelKind};
-use crate::optim::Optimizer;
-use crate::train::cross_entropy;
+use crate::optim::{Clip, Method, Optimizer};
+use crate::presets::paper_lr;
+use crate::train::{Targets, step};
 
 /// One feed-forward benchmark case: a model of the paper's family at one batch size.
 #[derive(Debug, Clone, PartialEq)]
@@ -148,100 +155,6 @@ impl StepTiming {
     }
 }
 
-/// The machine's fp32 peak in GFLOP/s, measured: every rayon thread runs 12 independent chains
-/// of fused multiply-adds (enough to hide the FMA latency), 16 lanes wide with AVX-512 and 8
-/// with AVX2, for about `seconds`, and the FLOPs of all threads are divided by the wall time.
-/// `None` without AVX2 and FMA. On this project's 2-vCPU AMD EPYC VM it gives 72–77 GFLOP/s
-/// (`dales bench` prints it), half of the 157 that two 256-bit FMA pipes per core would allow:
-/// the cores execute a 256-bit FMA as two 128-bit halves. On its 2-vCPU AVX-512 Intel Xeon VM
-/// it gives about 420, twice what 8-wide chains reach there.
-///
-/// ```
-/// if let Some(peak) = dales::bench::measured_peak_gflops(0.05) {
-///     assert!(peak > 1.0);
-/// }
-/// ```
-pub fn measured_peak_gflops(seconds: f64) -> Option<f64> {
-    if !crate::fused::math::has_avx2() {
-        return None;
-    }
-    // Calibrate the iterations of one chain run on this thread, then run them on every thread.
-    let mut iters = 1 << 16;
-    loop {
-        let start = Instant::now();
-        fma_chains(iters);
-        let t = start.elapsed().as_secs_f64();
-        if t > seconds / 4.0 || iters > 1 << 34 {
-            iters = ((iters as f64) * seconds / t.max(1e-9)) as u64;
-            break;
-        }
-        iters *= 4;
-    }
-    let threads = rayon::current_num_threads();
-    let start = Instant::now();
-    rayon::broadcast(|_| fma_chains(iters));
-    let t = start.elapsed().as_secs_f64();
-    let lanes = if crate::fused::math::has_avx512() {
-        16.0
-    } else {
-        8.0
-    };
-    Some(threads as f64 * iters as f64 * 12.0 * lanes * 2.0 / t / 1e9)
-}
-
-/// `iters` rounds of 12 independent FMAs, 16 lanes wide on AVX-512 CPUs and 8 on AVX2 ones;
-/// returns a value that depends on all of them (so that none is optimised away).
-fn fma_chains(iters: u64) -> f32 {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f,avx2,fma")]
-        fn run_wide(iters: u64) -> f32 {
-            use std::arch::x86_64::*;
-            let mul = _mm512_set1_ps(0.999_999);
-            let add = _mm512_set1_ps(1e-7);
-            let mut acc: [__m512; 12] = std::array::from_fn(|i| _mm512_set1_ps(i as f32));
-            for _ in 0..iters {
-                for a in acc.iter_mut() {
-                    *a = _mm512_fmadd_ps(*a, mul, add);
-                }
-            }
-            let sum = acc
-                .iter()
-                .fold(_mm512_setzero_ps(), |s, &a| _mm512_add_ps(s, a));
-            _mm512_reduce_add_ps(sum)
-        }
-        if crate::fused::math::has_avx512() {
-            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (checked at run time).
-            return std::hint::black_box(unsafe { run_wide(std::hint::black_box(iters)) });
-        }
-        #[target_feature(enable = "avx2,fma")]
-        fn run(iters: u64) -> f32 {
-            use std::arch::x86_64::*;
-            let mul = _mm256_set1_ps(0.999_999);
-            let add = _mm256_set1_ps(1e-7);
-            let mut acc: [__m256; 12] = std::array::from_fn(|i| _mm256_set1_ps(i as f32));
-            for _ in 0..iters {
-                for a in acc.iter_mut() {
-                    *a = _mm256_fmadd_ps(*a, mul, add);
-                }
-            }
-            let mut lanes = [0.0f32; 8];
-            let sum = acc
-                .iter()
-                .fold(_mm256_setzero_ps(), |s, &a| _mm256_add_ps(s, a));
-            // SAFETY: `lanes` holds 8 f32.
-            unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), sum) };
-            lanes.iter().sum()
-        }
-        if crate::fused::math::has_avx2() {
-            // SAFETY: the CPU has AVX2 and FMA (checked at run time).
-            return std::hint::black_box(unsafe { run(std::hint::black_box(iters)) });
-        }
-    }
-    let _ = iters;
-    0.0
-}
-
 /// The `q`-quantile (nearest rank below, as the reference computes its percentiles).
 fn quantile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
@@ -261,25 +174,27 @@ fn quantile(values: &[f64], q: f64) -> f64 {
 }
 
 /// Time `steps` training steps of `case` on `device` (autodiff is added here) after `warmup`
-/// untimed ones. Inputs are uniform [0, 1) pixels and random labels from a pool of 8 batches,
-/// as in the reference; the learning rate is the paper's.
+/// untimed ones, with the fused ops under `settings`. Inputs are uniform [0, 1) pixels and
+/// random labels from a pool of 8 batches, as in the reference; the learning rate is the
+/// paper's.
 pub fn time_steps(
     case: &StepCase,
     warmup: usize,
     steps: usize,
     device: &Device,
+    settings: Settings,
 ) -> Result<StepTiming> {
     let device = device.clone().autodiff();
     let config = case.config();
     let mut model = config.init_seeded(0, &device)?;
     let mut train = TrainConfig::paper(case.kind);
     train.model = config.clone();
-    let mut optim = Optimizer::new(train.method()?, train.optim.clip, train.rules());
+    let mut optim = Optimizer::new(train.optim.method, train.optim.clip, train.rules());
     optim.check(&model)?;
     let lr = paper_lr(case.kind);
 
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let pool: Vec<(Tensor<2>, Vec<usize>)> = (0..8)
+    let pool: Vec<(Tensor<3>, Targets)> = (0..8)
         .map(|_| {
             let x: Vec<f32> = (0..case.batch * config.n_in)
                 .map(|_| rng.random::<f32>())
@@ -288,32 +203,29 @@ pub fn time_steps(
                 .map(|_| rng.random_range(0..config.n_out))
                 .collect();
             (
-                Tensor::from_data(TensorData::new(x, [case.batch, config.n_in]), &device),
-                y,
+                tensor(x, [case.batch, 1, config.n_in], &device),
+                Targets::all(y),
             )
         })
         .collect();
 
     let mut ms = Vec::with_capacity(steps);
     let mut phases = Vec::with_capacity(steps);
-    let since = |t: &Instant| t.elapsed().as_secs_f64() * 1e3;
     for i in 0..warmup + steps {
         let (x, y) = &pool[i % pool.len()];
         let start = Instant::now();
-        let (forward, backward) = crate::fused::on_workers(|| {
-            let loss = cross_entropy(model.forward(x.clone()), y);
-            let forward = since(&start);
-            let mut grads = loss.backward();
-            let backward = since(&start) - forward;
-            model = optim.step(lr, model.clone(), &mut grads);
-            // Reading the loss waits for the device; the update is already queued before it.
-            let _ = loss.into_scalar::<f32>();
-            (forward, backward)
-        });
-        let total = since(&start);
+        let report = step(
+            &mut model,
+            &mut optim,
+            lr,
+            settings,
+            |m| m.logits(x.clone()),
+            y,
+        );
+        let total = start.elapsed().as_secs_f64() * 1e3;
         if i >= warmup {
             ms.push(total);
-            phases.push([forward, backward, total - forward - backward]);
+            phases.push(report.phases_ms);
         }
     }
     Ok(StepTiming {
@@ -326,37 +238,35 @@ pub fn time_steps(
 /// Time full training steps of a sequence model (forward through every step, cross-entropy on
 /// the last state's logits, backpropagation through time, Adam at 1e-4): the reference's
 /// `bench.py --arun-cpu --arun-seq T` case for `SeqConfig { kind: Arun, hidden: 400,
-/// controller: 50, .. }` at batch 100 with `pool` chosen so that the sequence has `T` steps,
-/// or any other sequence model. Returns the milliseconds of each timed step.
+/// controller: 50, .. }` at batch 100 with inputs of `steps` steps, or any other sequence
+/// model. Returns the milliseconds of each timed step.
 pub fn time_sequence_steps(
-    config: &crate::nn::seq::SeqConfig,
+    config: &SeqConfig,
     steps: usize,
     batch: usize,
-    warmup: usize,
-    timed: usize,
+    [warmup, timed]: [usize; 2],
     device: &Device,
+    settings: Settings,
 ) -> Result<Vec<f64>> {
-    use crate::learner::ModelSpec;
-    use crate::nn::Parameterised;
-    use crate::optim::{Clip, Method};
     let device = device.clone().autodiff();
     let mut model = config.init_seeded(0, &device)?;
     let mut optim = Optimizer::new(Method::ADAM, Clip::NONE, config.default_rules());
     optim.check(&model)?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let xs: Vec<f32> = (0..batch * steps).map(|_| rng.random::<f32>()).collect();
-    let labels: Vec<usize> = (0..batch).map(|_| rng.random_range(0..10)).collect();
+    let targets = Targets::all((0..batch).map(|_| rng.random_range(0..10)).collect());
     let mut ms = Vec::new();
     for i in 0..warmup + timed {
         let start = Instant::now();
-        let input = Tensor::<3>::from_data(TensorData::new(xs.clone(), [batch, steps, 1]), &device);
-        let h = model.last_hidden_of(input, &|_| None);
-        let logits = crate::nn::Layer::forward(&model.readout, h);
-        let loss = cross_entropy(logits, &labels);
-        let _ = loss.clone().into_scalar::<f32>();
-        let mut grads = loss.backward();
-        model = optim.step(1e-4, model, &mut grads);
-        let _ = model.param_layers();
+        let input = tensor(xs.clone(), [batch, steps, 1], &device);
+        step(
+            &mut model,
+            &mut optim,
+            1e-4,
+            settings,
+            |m| m.forward(input, &|_| None),
+            &targets,
+        );
         if i >= warmup {
             ms.push(start.elapsed().as_secs_f64() * 1e3);
         }

@@ -19,6 +19,24 @@ pub enum Error {
         /// What would have been accepted.
         expected: String,
     },
+    /// A command-line option has a value the library cannot use.
+    #[error("{flag} {value}: {expected}")]
+    Option {
+        /// The option, e.g. `--xi`.
+        flag: String,
+        /// The value found, as written.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A directory does not hold the run a command needs.
+    #[error("{}: {reason}", dir.display())]
+    Run {
+        /// The directory.
+        dir: PathBuf,
+        /// What it is, or lacks.
+        reason: String,
+    },
     /// A configuration file could not be parsed (syntax, unknown key, wrong type).
     #[error("{}: {message}", path.display())]
     ConfigFile {
@@ -30,6 +48,9 @@ pub enum Error {
     /// A dataset could not be read.
     #[error(transparent)]
     Data(#[from] dales_data::DataError),
+    /// An analysis got input it cannot use.
+    #[error(transparent)]
+    Analysis(#[from] AnalysisError),
     /// Training produced a non-finite loss.
     #[error(
         "training diverged at epoch {epoch}, step {step}: the loss is {loss}; the last good checkpoint is kept"
@@ -76,6 +97,27 @@ impl Error {
         }
     }
 
+    /// Shorthand for [`Error::Option`].
+    pub fn option(
+        flag: impl Into<String>,
+        value: impl std::fmt::Display,
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::Option {
+            flag: flag.into(),
+            value: value.to_string(),
+            expected: expected.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Run`].
+    pub fn run(dir: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::Run {
+            dir: dir.into(),
+            reason: reason.into(),
+        }
+    }
+
     /// Shorthand for [`Error::Checkpoint`].
     pub fn checkpoint(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
         Error::Checkpoint {
@@ -95,3 +137,42 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Bad input to an analysis. Messages name the argument first, then say what was found and what
+/// was expected.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AnalysisError {
+    /// A slice has the wrong length.
+    #[error("`{arg}` has length {found}, expected {expected}")]
+    Length {
+        /// The argument (or the callback output) at fault.
+        arg: &'static str,
+        /// Its length.
+        found: usize,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// A scalar argument is out of range.
+    #[error("`{arg}` = {value}: expected {expected}")]
+    Value {
+        /// The argument at fault.
+        arg: &'static str,
+        /// The value found, as written.
+        value: String,
+        /// What would have been accepted.
+        expected: String,
+    },
+    /// An index range is empty or does not fit the signal it indexes.
+    #[error("`{arg}` = {start}..{end} {problem}")]
+    Window {
+        /// The argument at fault.
+        arg: &'static str,
+        /// First index of the range.
+        start: usize,
+        /// One past the last index of the range.
+        end: usize,
+        /// What is wrong with it, e.g. "is empty" or "ends past the trace of length 100".
+        problem: String,
+    },
+}

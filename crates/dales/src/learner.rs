@@ -1,42 +1,115 @@
-//! What the training loop needs from a model, so that one [`crate::run::Trainer`] trains the
-//! feed-forward networks and the sequence models alike.
+//! What a run needs from a model, so that one [`crate::run::Trainer`] trains the feed-forward
+//! networks and the sequence models alike.
 //!
 //! A [`ModelSpec`] is the `[model]` section of a run's configuration: it validates itself,
-//! names its default update rules, checks the dataset, builds the model and writes its
-//! checkpoint. The model it builds is a [`Learner`]: a [`Parameterised`] model that turns a
-//! batch of dataset examples into logits.
+//! names its default update rules, says which task it learns on the run's data, builds the
+//! model and writes its checkpoint. The model it builds is a [`Learner`]: a
+//! [`Parameterised`] model that maps a batch of inputs `(B, T, d)` to logits. Models never
+//! read data: tasks ([`dales_data::task`]) make the batches.
 
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::path::Path;
 
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
-use dales_data::{MnistLike, Split};
+use burn::tensor::{Device, Tensor};
+use dales_data::Split;
+use dales_data::sequence::PixelSequences;
+use dales_data::task::{Batch, Images, Task};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::checkpoint::{self, encode};
 use crate::error::{Error, Result};
+use crate::host::tensor;
 use crate::io::write_atomic;
 use crate::nn::seq::{SeqClassifier, SeqConfig};
 use crate::nn::{Mlp, MlpConfig, ParamRole, Parameterised};
 use crate::optim::{GroupRule, RuleTable};
+use crate::train::Targets;
 
-/// A trainable classifier of dataset examples.
-pub trait Learner: Parameterised + Clone + Send + Sync {
-    /// Logits of `split`'s examples `idx`, on `device`: `(B, n_out)`, or more rows per
-    /// example for tasks with an output at every step (see [`Learner::targets`]).
-    fn logits(&self, split: &Split, idx: &[usize], device: &Device) -> Tensor<2>;
+/// Where a model reads its logits out of a sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readout {
+    /// One row of logits per example, from its last step.
+    Last,
+    /// One row per step, row `b·T + t`.
+    Every,
+}
 
-    /// The class of every row of [`Learner::logits`]: by default each example's label.
-    fn targets(&self, split: &Split, idx: &[usize]) -> Vec<usize> {
-        idx.iter().map(|&i| usize::from(split.label(i))).collect()
+impl Readout {
+    /// A batch as a model with this readout takes it: the inputs `(B, T, d)` on `device`, and
+    /// the target of every row of its logits (the last step's of each example, or every
+    /// step's).
+    pub fn apply(self, batch: Batch, device: &Device) -> (Tensor<3>, Targets) {
+        let Batch {
+            size,
+            steps,
+            width,
+            inputs,
+            targets,
+            mask,
+        } = batch;
+        let inputs = tensor(inputs, [size, steps, width], device);
+        let targets = match self {
+            Readout::Every => Targets {
+                classes: targets,
+                scored: mask,
+            },
+            Readout::Last => Targets {
+                classes: last_steps(&targets, size, steps),
+                scored: last_steps(&mask, size, steps),
+            },
+        };
+        (inputs, targets)
     }
+
+    /// Check that `task` scores only steps this readout reads out.
+    pub fn check(self, task: &dyn Task) -> Result<()> {
+        if self == Readout::Every || task.steps() == 1 || task.is_empty() {
+            return Ok(());
+        }
+        let batch = task.batch(&[0]);
+        if batch.mask[..batch.steps - 1].iter().any(|&m| m) {
+            return Err(Error::config(
+                "model",
+                "a readout at the last step",
+                "a model that reads out every step: the task scores earlier steps too",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The entries of the last step of each of `size` examples of `steps` steps.
+fn last_steps<T: Copy>(v: &[T], size: usize, steps: usize) -> Vec<T> {
+    (0..size).map(|b| v[(b + 1) * steps - 1]).collect()
+}
+
+/// A trainable classifier of input tensors.
+pub trait Learner: Parameterised + Clone + Send + Sync {
+    /// Logits of inputs `(B, T, d)`: `(B, C)` read out at the last step, or `(B·T, C)` at
+    /// every step (see [`Learner::readout`]).
+    fn logits(&self, inputs: Tensor<3>) -> Tensor<2>;
+
+    /// Where the logits are read out.
+    fn readout(&self) -> Readout;
 
     /// A copy without autodiff, for evaluation.
     fn inference(&self) -> Self;
+
+    /// The device the parameters live on.
+    fn device(&self) -> Device {
+        self.param_layers()
+            .first()
+            .and_then(|l| l.entries.first())
+            .map(|e| e.value.flatten().device())
+            .expect("a model has parameters")
+    }
 }
+
+/// The two tasks of a run that generates its own data: training and test.
+pub type GeneratedTasks = (Box<dyn Task>, Box<dyn Task>);
 
 /// The `[model]` section of a run: everything that builds and describes a [`Learner`].
 pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
@@ -52,21 +125,25 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     /// The update rule of every parameter role of the model.
     fn default_rules(&self) -> RuleTable;
 
-    /// Check that the model fits the data: image size and number of classes.
+    /// Check that the model fits the images of a dataset: their size and number of classes.
     fn check_data(&self, train: &Split, n_classes: usize) -> Result<()>;
 
-    /// Data the task generates itself (the copy task) instead of reading a dataset.
-    fn generated_data(&self) -> Result<Option<MnistLike>> {
+    /// The task the model learns on a split of image data.
+    fn task(&self, split: Split) -> Result<Box<dyn Task>>;
+
+    /// Tasks that generate their own examples (the copy task) instead of reading a dataset.
+    fn generated(&self) -> Result<Option<GeneratedTasks>> {
         Ok(None)
     }
 
-    /// What [`ModelSpec::generated_data`] generates, for messages (`None`: a dataset is read).
+    /// What [`ModelSpec::generated`] generates, for messages (`None`: a dataset is read).
     fn generated_description(&self) -> Option<String> {
         None
     }
 
-    /// Fill in settings measured on the training data (the MLP's pixel mean).
-    fn prepare(&mut self, _train: &Split) {}
+    /// Fill in settings measured on the training images (the mean pixel a ColumnEI network
+    /// centres).
+    fn prepare(&mut self, _pixel_mean: Option<f64>) {}
 
     /// The model, initialised from `seed`.
     fn init_seeded(&self, seed: u64, device: &Device) -> Result<Self::Model>;
@@ -76,14 +153,13 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
 }
 
 impl Learner for Mlp {
-    fn logits(&self, split: &Split, idx: &[usize], device: &Device) -> Tensor<2> {
-        let mut x = Vec::new();
-        split.gather_f32(idx, &mut x);
-        let input = Tensor::from_data(
-            TensorData::new(x, [idx.len(), split.pixels_per_image()]),
-            device,
-        );
-        self.forward(input)
+    fn logits(&self, inputs: Tensor<3>) -> Tensor<2> {
+        let [b, t, d] = inputs.dims();
+        self.forward(inputs.reshape([b, t * d]))
+    }
+
+    fn readout(&self) -> Readout {
+        Readout::Last
     }
 
     fn inference(&self) -> Self {
@@ -118,9 +194,13 @@ impl ModelSpec for MlpConfig {
         check_classes(self.n_out, n_classes)
     }
 
-    fn prepare(&mut self, train: &Split) {
+    fn task(&self, split: Split) -> Result<Box<dyn Task>> {
+        Ok(Box::new(Images::new(split)))
+    }
+
+    fn prepare(&mut self, pixel_mean: Option<f64>) {
         if self.pixel_mean.is_none() {
-            self.pixel_mean = Some(train.pixel_mean());
+            self.pixel_mean = pixel_mean;
         }
     }
 
@@ -145,22 +225,27 @@ fn check_classes(n_out: usize, n_classes: usize) -> Result<()> {
 }
 
 impl Learner for SeqClassifier {
-    fn logits(&self, split: &Split, idx: &[usize], _device: &Device) -> Tensor<2> {
-        let mut xs = Vec::new();
-        self.sequences(split, idx, &mut xs);
-        if self.config().copy.is_some() {
-            return self.step_logits(xs, idx.len());
+    fn logits(&self, inputs: Tensor<3>) -> Tensor<2> {
+        match self.readout() {
+            Readout::Every => self.step_logits(inputs),
+            Readout::Last => self.forward(inputs, &|_| None),
         }
-        self.forward_sequences(xs, idx.len(), &|_| None)
     }
 
-    fn targets(&self, split: &Split, idx: &[usize]) -> Vec<usize> {
-        self.step_targets(split, idx)
-            .unwrap_or_else(|| idx.iter().map(|&i| usize::from(split.label(i))).collect())
+    fn readout(&self) -> Readout {
+        if self.config().copy.is_some() {
+            Readout::Every
+        } else {
+            Readout::Last
+        }
     }
 
     fn inference(&self) -> Self {
         SeqClassifier::inference(self)
+    }
+
+    fn device(&self) -> Device {
+        SeqClassifier::device(self)
     }
 }
 
@@ -185,8 +270,12 @@ impl ModelSpec for SeqConfig {
         RuleTable(roles.into_iter().map(|r| (r, GroupRule::PLAIN)).collect())
     }
 
-    fn generated_data(&self) -> Result<Option<MnistLike>> {
-        self.copy.as_ref().map(|c| c.generate()).transpose()
+    fn generated(&self) -> Result<Option<GeneratedTasks>> {
+        let Some(copy) = &self.copy else {
+            return Ok(None);
+        };
+        let (train, test) = copy.generate()?;
+        Ok(Some((Box::new(train), Box::new(test))))
     }
 
     fn generated_description(&self) -> Option<String> {
@@ -200,9 +289,6 @@ impl ModelSpec for SeqConfig {
     }
 
     fn check_data(&self, train: &Split, n_classes: usize) -> Result<()> {
-        if self.copy.is_some() {
-            return Ok(()); // generated by the task itself
-        }
         if (train.rows(), train.cols()) != (self.rows, self.cols) {
             return Err(Error::config(
                 "model.rows, model.cols",
@@ -215,6 +301,12 @@ impl ModelSpec for SeqConfig {
             ));
         }
         check_classes(self.n_out, n_classes)
+    }
+
+    fn task(&self, split: Split) -> Result<Box<dyn Task>> {
+        let task = PixelSequences::new(split, self.sequence())
+            .map_err(|e| Error::config("model.pool", self.pool, e.to_string()))?;
+        Ok(Box::new(task))
     }
 
     fn init_seeded(&self, seed: u64, device: &Device) -> Result<SeqClassifier> {

@@ -16,8 +16,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::gamma64::{N_MIN, gamma_prime};
 use super::{AnalysisError, Result, check_len, check_matrix, check_per_neuron, per_neuron};
+use crate::nn::gamma::slope as gamma_prime;
 
 /// Relative change of `σ_max²` between two power iterations at which [`spectral_norm`] stops.
 const SPECTRAL_RTOL: f64 = 1e-10;
@@ -36,7 +36,7 @@ pub struct JacobianNorms {
 /// `J = diag(γ'(a; n, s))·V` as a row-major `hidden × hidden` matrix.
 ///
 /// `v` is `V` row-major (`hidden²` entries), `a` the pre-activation (`hidden`), `n` and `s` the
-/// shape, one per neuron (`hidden`) or shared (length 1). The gain is floored at [`N_MIN`], as in
+/// shape, one per neuron (`hidden`) or shared (length 1). The gain is floored at [`N_MIN`](crate::nn::gamma::N_MIN), as in
 /// the network.
 pub fn gamma_jacobian(
     v: &[f64],
@@ -62,7 +62,7 @@ pub(crate) fn jacobian_unchecked(
 ) -> Vec<f64> {
     let mut j = v.to_vec();
     for (i, row) in j.chunks_exact_mut(hidden).enumerate() {
-        let slope = gamma_prime(a[i], per_neuron(n, i).max(N_MIN), per_neuron(s, i));
+        let slope = gamma_prime(a[i], per_neuron(n, i), per_neuron(s, i));
         row.iter_mut().for_each(|x| *x *= slope);
     }
     j

@@ -21,9 +21,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
-use super::gamma64::{N_MIN, gamma};
 use super::jacobian::jacobian_unchecked;
 use super::{AnalysisError, Result, check_len, check_matrix, check_per_neuron, per_neuron};
+use crate::nn::gamma::value as gamma;
 
 /// The `k` leading Lyapunov exponents (bits per step, in the order of the QR frame, which is
 /// descending once the frame has aligned) of the map that `step` iterates.
@@ -106,7 +106,7 @@ pub fn spectrum(
 /// `J_t = diag(γ'(V h_t; n, s))·V` (spec C5). See [`spectrum`].
 ///
 /// `v` is `V` row-major (`hidden²` entries), `n` and `s` the shape of each neuron (`hidden`
-/// entries) or shared (1 entry); the gain is floored at [`N_MIN`] as in the network. `h0` has
+/// entries) or shared (1 entry); the gain is floored at [`N_MIN`](crate::nn::gamma::N_MIN) as in the network. `h0` has
 /// `hidden` entries.
 #[allow(clippy::too_many_arguments)]
 pub fn autonomous_gamma(
@@ -127,7 +127,7 @@ pub fn autonomous_gamma(
         let mut a = vec![0.0; hidden];
         matmul(v, h, &mut a, hidden, hidden, 1);
         let h_next = (0..hidden)
-            .map(|i| gamma(a[i], per_neuron(n, i).max(N_MIN), per_neuron(s, i)))
+            .map(|i| gamma(a[i], per_neuron(n, i), per_neuron(s, i)))
             .collect();
         (h_next, jacobian_unchecked(v, hidden, &a, n, s))
     };

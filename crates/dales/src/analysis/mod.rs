@@ -5,9 +5,8 @@
 //! beside them), checks its arguments and returns [`AnalysisError`] for bad input instead of
 //! panicking.
 //!
-//! - [`gamma64`]: the gamma activation `γ(x; n, s)` and its slope `∂γ/∂x` (spec C1), in a form
-//!   that neither overflows nor loses precision for any finite `x`. The building block of the
-//!   Lyapunov and Jacobian analyses.
+//! - The gamma activation and its slope come from [`crate::nn::gamma::value`] and
+//!   [`crate::nn::gamma::slope`]: the network's own function, gain floor included.
 //! - [`lyapunov`]: the Lyapunov spectrum by QR iteration (spec C5, "Lyapunov exponents",
 //!   `calculateLEs`): a general [`lyapunov::spectrum`] for any map that reports its Jacobian, and
 //!   [`lyapunov::autonomous_gamma`] for the input-free network `h ← γ(V h; n, s)`. Exponents are
@@ -21,8 +20,8 @@
 //!   trace (spec C5, "Adaptation index").
 
 pub mod adaptation;
+pub mod driven;
 pub mod fracdiff;
-pub mod gamma64;
 pub mod jacobian;
 pub mod lyapunov;
 pub mod trace;
@@ -31,44 +30,7 @@ pub use adaptation::AdaptationWindows;
 pub use fracdiff::FracFit;
 pub use jacobian::JacobianNorms;
 
-/// Bad input to an analysis. Messages name the argument first, then say what was found and what
-/// was expected.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum AnalysisError {
-    /// A slice has the wrong length.
-    #[error("`{arg}` has length {found}, expected {expected}")]
-    Length {
-        /// The argument (or the callback output) at fault.
-        arg: &'static str,
-        /// Its length.
-        found: usize,
-        /// What would have been accepted.
-        expected: String,
-    },
-    /// A scalar argument is out of range.
-    #[error("`{arg}` = {value}: expected {expected}")]
-    Value {
-        /// The argument at fault.
-        arg: &'static str,
-        /// The value found, as written.
-        value: String,
-        /// What would have been accepted.
-        expected: String,
-    },
-    /// An index range is empty or does not fit the signal it indexes.
-    #[error("`{arg}` = {start}..{end} {problem}")]
-    Window {
-        /// The argument at fault.
-        arg: &'static str,
-        /// First index of the range.
-        start: usize,
-        /// One past the last index of the range.
-        end: usize,
-        /// What is wrong with it, e.g. "is empty" or "ends past the trace of length 100".
-        problem: String,
-    },
-}
+pub use crate::error::AnalysisError;
 
 /// The result type of the analyses.
 pub type Result<T> = std::result::Result<T, AnalysisError>;

@@ -12,12 +12,12 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
-use super::gamma64::{gamma, gamma_prime};
+use crate::host::host_f64 as host;
+use crate::nn::gamma::{slope as gamma_prime, value as gamma};
 use crate::nn::recurrent::Recurrent;
 use crate::nn::rnn::{Activation, preactivation};
 use crate::nn::seq::{SeqCell, SeqClassifier};
 use crate::nn::{ParamValue, Parameterised};
-use crate::run::host_f64 as host;
 
 /// Per-step values, indexed `(t·batch + b)·hidden + i`.
 #[derive(Debug, Clone)]
@@ -147,7 +147,8 @@ fn check_analysable(model: &SeqClassifier) -> crate::Result<()> {
     }
 }
 
-/// The slope `φ'(a)` of a model's activation, with the shape `(n, s)` for gamma units.
+/// The slope `φ'(a)` of a model's activation, with the shape `(n, s)` for gamma units (`n`
+/// floored at [`crate::nn::gamma::N_MIN`] as in the network).
 pub fn slope(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
     match &model.cell {
         SeqCell::Arun(_) => gamma_prime(a, n, s),
@@ -161,7 +162,8 @@ pub fn slope(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
     }
 }
 
-/// `φ(a)` of a model's units, with the shape `(n, s)` for gamma units (NaN for gated cells).
+/// `φ(a)` of a model's units, with the shape `(n, s)` for gamma units (`n` floored as in the
+/// network; NaN for gated cells).
 pub fn activation(model: &SeqClassifier, a: f64, n: f64, s: f64) -> f64 {
     match &model.cell {
         SeqCell::Arun(_) => gamma(a, n, s),
@@ -324,7 +326,12 @@ pub fn record_sequences(
     let drives = match drive {
         Some(d) => {
             d.validate(steps)?;
-            d.tensors(batch, model.hidden(), steps, &device)
+            d.tensors(
+                &(0..batch).collect::<Vec<_>>(),
+                model.hidden(),
+                steps,
+                &device,
+            )
         }
         None => vec![None; steps],
     };

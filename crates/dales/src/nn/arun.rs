@@ -25,13 +25,14 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 
-use super::gamma::gamma;
+use super::gamma::{N_MIN, gamma};
 use super::init::{InitRng, henaff, kaiming_std, matrix};
 use super::layer::assert_same_shapes;
 use super::param::{ParamEntry, ParamRole, ParamValue, detached, param, set};
 use super::recurrent::{Recurrent, run};
-use super::rnn::{Affine2, preactivation};
+use super::rnn::{Affine2, preactivation, tanh};
 use crate::error::{Error, Result};
+use crate::fused::ArunParams;
 
 /// Sizes and initial gain of an ARUN.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,15 +164,6 @@ pub struct ArunPrepared {
     readout_bias: Tensor<2>,
 }
 
-/// `tanh`: the fused op where it applies (burn's NdArray tanh goes through f64 per entry).
-pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if crate::fused::applies_float(&[&x]) || crate::fused::applies_with_gpu(&[&x]) {
-        crate::fused::tanh(x)
-    } else {
-        x.tanh()
-    }
-}
-
 impl ArunCell {
     /// Controller units `K`.
     pub fn controller(&self) -> usize {
@@ -191,11 +183,27 @@ impl ArunCell {
         xs: Tensor<3>,
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
-        let params = [self.u.val(), self.w.val(), self.u_ag.val(), self.w_gg.val()];
-        if crate::fused::sequence_applies(&xs, &params.iter().collect::<Vec<_>>(), drive) {
-            return crate::fused::arun_sequence(xs, self);
+        crate::fused::arun_sequence(xs, self.fused_params(), N_MIN, drive, |xs| {
+            self.run(xs, drive).h
+        })
+    }
+
+    /// The parameters as the fused sequence takes them.
+    fn fused_params(&self) -> ArunParams {
+        ArunParams {
+            u: self.u.val(),
+            u_bias: self.u_bias.val(),
+            w: self.w.val(),
+            w_bias: self.w_bias.val(),
+            u_ag: self.u_ag.val(),
+            u_ag_bias: self.u_ag_bias.val(),
+            w_gg: self.w_gg.val(),
+            w_gg_bias: self.w_gg_bias.val(),
+            w_gn: self.w_gn.val(),
+            b_gn: self.b_gn.val(),
+            w_gs: self.w_gs.val(),
+            b_gs: self.b_gs.val(),
         }
-        self.run(xs, drive).h
     }
 
     /// The controller alone for one step: `(g_t, n_t, s_t)` from the pre-activations
@@ -210,11 +218,10 @@ impl ArunCell {
         let a_col = a.reshape([b * h, 1]);
         let w_gg = self.w_gg.val();
         let u_ag = self.u_ag.val();
-        let g = if crate::fused::applies_with_gpu(&[&a_col, &g, &u_ag, &w_gg, &p.g_bias]) {
-            crate::fused::controller_step(a_col, g, u_ag, w_gg, p.g_bias.clone())
-        } else {
-            controller_plain(a_col, g, u_ag, w_gg, p.g_bias.clone())
-        };
+        let inputs = [a_col, g, u_ag, w_gg, p.g_bias.clone()];
+        let g = crate::fused::controller_step(inputs, |[a, g, u, w, b]| {
+            controller_plain(a, g, u, w, b)
+        });
         let ns = g.clone().matmul(p.readout_t.clone()) + p.readout_bias.clone();
         let n = ns.clone().slice([0..b * h, 0..1]).reshape([b, h]);
         let s = ns.slice([0..b * h, 1..2]).reshape([b, h]);

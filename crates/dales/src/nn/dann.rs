@@ -207,15 +207,18 @@ pub struct DannDense {
     pub bias: Param<Tensor<1>>,
 }
 
-impl DannDense {
-    /// All intermediate quantities of the forward pass (for tests and analyses).
-    pub fn parts(&self, x: Tensor<2>) -> DannParts {
-        let wei = self.wei.val();
-        let [ze, zi, zhat] = subtractive(x, self.wex.val(), self.wix.val(), wei.clone());
-        let shunt = wei * self.alpha.val().exp().unsqueeze();
+impl DannParts {
+    /// The forward pass of a DANN layer as plain tensor ops, for `x (B, d)` and the
+    /// parameters `[Wex, Wix, Wei]`, `[α, g, b]`: the reference the fused op is tested against.
+    pub fn of(
+        x: Tensor<2>,
+        [wex, wix, wei]: [Tensor<2>; 3],
+        [alpha, gain, bias]: [Tensor<1>; 3],
+    ) -> Self {
+        let [ze, zi, zhat] = subtractive(x, wex, wix, wei.clone());
+        let shunt = wei * alpha.exp().unsqueeze();
         let gamma = zi.clone().matmul(shunt.transpose()) + SHUNT_EPS;
-        let z = zhat.clone() / gamma.clone() * self.gain.val().unsqueeze()
-            + self.bias.val().unsqueeze();
+        let z = zhat.clone() / gamma.clone() * gain.unsqueeze() + bias.unsqueeze();
         DannParts {
             ze,
             zi,
@@ -226,16 +229,28 @@ impl DannDense {
     }
 }
 
+impl DannDense {
+    /// `[Wex, Wix, Wei]` and `[α, g, b]`.
+    fn values(&self) -> ([Tensor<2>; 3], [Tensor<1>; 3]) {
+        (
+            [self.wex.val(), self.wix.val(), self.wei.val()],
+            [self.alpha.val(), self.gain.val(), self.bias.val()],
+        )
+    }
+
+    /// All intermediate quantities of the forward pass (for tests and analyses).
+    pub fn parts(&self, x: Tensor<2>) -> DannParts {
+        let (w, v) = self.values();
+        DannParts::of(x, w, v)
+    }
+}
+
 impl Layer for DannDense {
     /// The fused op ([`crate::fused::dann_layer`]: host kernels on the CPU, CubeCL kernels on
-    /// the GPU) where it applies, otherwise the plain tensor version ([`DannDense::parts`]).
+    /// the GPU) where it runs, otherwise the plain tensor version ([`DannParts::of`]).
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let (wex, wix, wei) = (self.wex.val(), self.wix.val(), self.wei.val());
-        if crate::fused::applies_with_gpu(&[&x, &wex, &wix, &wei]) {
-            let vectors = [self.alpha.val(), self.gain.val(), self.bias.val()];
-            return crate::fused::dann_layer(x, [wex, wix, wei], vectors);
-        }
-        self.parts(x).z
+        let (w, v) = self.values();
+        crate::fused::dann_layer(x, w, v, SHUNT_EPS, |x, w, v| DannParts::of(x, w, v).z)
     }
 
     fn n_in(&self) -> usize {

@@ -89,13 +89,10 @@ pub struct Dense {
     pub bias: Param<Tensor<1>>,
 }
 
-/// `x Wᵀ + b` for a batch: the fused CPU op ([`crate::fused::affine`]) where it applies,
-/// otherwise the plain tensor version ([`affine_plain`]).
+/// `x Wᵀ + b` for a batch: the fused op ([`crate::fused::affine`]) where it runs, otherwise
+/// the plain tensor version ([`affine_plain`]).
 pub(crate) fn affine(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
-    if crate::fused::applies_with_gpu(&[&x, &weight]) {
-        return crate::fused::affine(x, weight, bias);
-    }
-    affine_plain(x, weight, bias)
+    crate::fused::affine(x, weight, bias, affine_plain)
 }
 
 /// `x Wᵀ + b` as burn tensor ops: the reference the fused op is tested against.

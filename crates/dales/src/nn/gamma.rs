@@ -40,11 +40,7 @@ pub const N_MIN: f64 = 1e-3;
 /// the models build these shapes).
 pub fn gamma(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
     check_shapes(&x, &n, &s);
-    let n = n.clamp_min(N_MIN);
-    if crate::fused::applies_float(&[&x, &n, &s]) || crate::fused::applies_with_gpu(&[&x, &n, &s]) {
-        return crate::fused::gamma(x, n, s);
-    }
-    gamma_plain(x, n, s)
+    crate::fused::gamma(x, n.clamp_min(N_MIN), s, gamma_plain)
 }
 
 /// `γ(x; n, s)` for `n > 0` as burn tensor ops (gradients by autodiff), stable for any finite
@@ -59,12 +55,29 @@ pub fn gamma_plain(x: Tensor<2>, n: Tensor<2>, s: Tensor<2>) -> Tensor<2> {
     one_minus_s * softplus + s * log_sigmoid(z).exp()
 }
 
+/// `γ(x; max(n, N_MIN), s)` of one entry, in f64, as the network computes it (the
+/// analyses' activation; the host function the fused kernels share).
+///
+/// ```
+/// use dales::nn::gamma::{N_MIN, value};
+/// assert!((value(2.0, 50.0, 0.0) - 2.0).abs() < 1e-12); // ≈ ReLU for a large gain
+/// assert_eq!(value(1.0, -3.0, 0.5), value(1.0, N_MIN, 0.5)); // the floor
+/// ```
+pub fn value(x: f64, n: f64, s: f64) -> f64 {
+    crate::fused::floored_value(x, n, s, N_MIN)
+}
+
+/// `∂γ/∂x` at `(x; max(n, N_MIN), s)`, in f64: `(1 − s)·σ(n x) + s·n·σ(n x)(1 − σ(n x))`.
+pub fn slope(x: f64, n: f64, s: f64) -> f64 {
+    crate::fused::floored_partials(x, n, s, N_MIN).0
+}
+
 fn check_shapes(x: &Tensor<2>, n: &Tensor<2>, s: &Tensor<2>) {
     let [b, h] = x.dims();
     for (name, t) in [("n", n), ("s", s)] {
         let d = t.dims();
         assert!(
-            crate::fused::gamma::Broadcast::of(d, [b, h]).is_some(),
+            crate::fused::Broadcast::of(d, [b, h]).is_some(),
             "gamma: {name} has shape {d:?}; for x of shape [{b}, {h}] it must be [1, 1], [1, {h}] or [{b}, {h}]"
         );
     }

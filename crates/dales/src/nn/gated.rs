@@ -27,11 +27,11 @@ use burn::module::Param;
 use burn::tensor::activation::log_sigmoid;
 use burn::tensor::{Device, Tensor};
 
-use super::arun::tanh;
 use super::init::{InitRng, matrix};
 use super::layer::assert_same_shapes;
 use super::param::{ParamEntry, ParamRole, ParamValue, detached, param, set};
 use super::recurrent::{Recurrent, run};
+use super::rnn::tanh;
 use crate::error::{Error, Result};
 
 /// `σ(x)` through `log σ`, exact in f64 too (burn 0.22's NdArray sigmoid is f32-precise).

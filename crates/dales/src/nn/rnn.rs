@@ -27,12 +27,13 @@ use burn::module::Param;
 use burn::tensor::activation::{log_sigmoid, relu};
 use burn::tensor::{Device, Tensor};
 
-use super::gamma::gamma;
+use super::gamma::{N_MIN, gamma};
 use super::init::{InitRng, henaff, kaiming_std, matrix};
 use super::layer::assert_same_shapes;
 use super::param::{ParamEntry, ParamRole, ParamValue, detached, param, set};
 use super::recurrent::Recurrent;
 use crate::error::{Error, Result};
+use crate::fused::{RnnAct, RnnParams};
 
 /// Which learned gamma shape a network has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,6 +143,11 @@ impl RnnConfig {
     }
 }
 
+/// `tanh`: the fused op where it runs (burn's NdArray tanh goes through f64 per entry).
+pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    crate::fused::tanh(x, Tensor::tanh)
+}
+
 /// A float32 vector from f64 values.
 fn vector(values: &[f64], device: &Device) -> Tensor<1> {
     matrix(values, 1, values.len(), device).reshape([values.len()])
@@ -187,7 +193,7 @@ impl RnnCell {
     pub fn activate(&self, a: Tensor<2>) -> Tensor<2> {
         match self.activation {
             Activation::Relu => relu(a),
-            Activation::Tanh => super::arun::tanh(a),
+            Activation::Tanh => tanh(a),
             Activation::Softplus => log_sigmoid(a.neg()).neg(),
             Activation::Gamma(_) => {
                 let (n, s) = (self.n.as_ref(), self.s.as_ref());
@@ -216,26 +222,25 @@ impl RnnCell {
         xs: Tensor<3>,
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     ) -> Tensor<2> {
-        use crate::fused::RnnAct;
-        let (u, v) = (self.u.val(), self.v.val());
-        let (n, s) = match (&self.n, &self.s) {
-            (Some(n), Some(s)) => (n.val(), s.val()),
-            _ => {
-                let zero = Tensor::zeros([1, 1], (&v.device(), v.dtype()));
-                (zero.clone(), zero)
-            }
+        let act = match (self.activation, &self.n, &self.s) {
+            (Activation::Relu, ..) => RnnAct::Relu,
+            (Activation::Tanh, ..) => RnnAct::Tanh,
+            (Activation::Softplus, ..) => RnnAct::Softplus,
+            (Activation::Gamma(_), Some(n), Some(s)) => RnnAct::Gamma {
+                n: n.val(),
+                s: s.val(),
+                n_min: N_MIN,
+            },
+            (Activation::Gamma(_), ..) => unreachable!("a gamma cell holds n and s"),
         };
-        if !crate::fused::sequence_applies(&xs, &[&u, &v, &n, &s], drive) {
-            return self.run(xs, drive);
-        }
-        let act = match self.activation {
-            Activation::Relu => RnnAct::Relu,
-            Activation::Tanh => RnnAct::Tanh,
-            Activation::Softplus => RnnAct::Softplus,
-            Activation::Gamma(_) => RnnAct::Gamma,
+        let params = RnnParams {
+            u: self.u.val(),
+            u_bias: self.u_bias.val(),
+            v: self.v.val(),
+            v_bias: self.v_bias.val(),
+            act,
         };
-        let biases = [self.u_bias.val(), self.v_bias.val()];
-        crate::fused::rnn_sequence(xs, [u, v], biases, [n, s], act)
+        crate::fused::rnn_sequence(xs, params, drive, |xs| self.run(xs, drive))
     }
 
     /// Parameters in checkpoint order: `u`, `u_bias`, `v`, `v_bias`, then `n`, `s` for a

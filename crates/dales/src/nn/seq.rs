@@ -1,25 +1,27 @@
-//! Sequence classifiers for the sequential image tasks of the adaptation paper (spec C2, C3):
-//! an image becomes a pixel sequence ([`dales_data::sequence`]), a recurrent cell reads it one
-//! pixel per step, and a linear readout maps the last hidden state to logits.
+//! Sequence classifiers for the sequential tasks of the adaptation paper (spec C2, C3): a
+//! recurrent cell reads a sequence `(B, T, d)` one step at a time, and a linear readout maps
+//! the last hidden state (or, for the copy task, every hidden state) to logits. The tasks that
+//! make the sequences live in [`dales_data`]: images as pixel sequences
+//! ([`dales_data::sequence::PixelSequences`]), the copy task ([`dales_data::copy::CopyTask`]).
 //!
 //! ```
+//! use burn::tensor::Tensor;
 //! use dales::nn::seq::{SeqConfig, SeqKind};
 //!
 //! let device = dales::device::cpu();
 //! let config = SeqConfig { hidden: 16, pool: 4, ..SeqConfig::paper(SeqKind::RnnRelu) };
 //! let model = config.init_seeded(1, &device).unwrap();
 //! assert_eq!(model.steps(), 49); // 28 × 28 pooled 4 × 4
-//! let xs = vec![0.5f32; 2 * 49];
-//! assert_eq!(model.forward_sequences(xs, 2, &|_| None).dims(), [2, 10]);
+//! let xs = Tensor::<3>::full([2, 49, 1], 0.5, &device);
+//! assert_eq!(model.forward(xs, &|_| None).dims(), [2, 10]);
 //! ```
 
 use std::fmt;
 use std::str::FromStr;
 
-use burn::tensor::{Device, Tensor, TensorData};
-use dales_data::copy::CopySpec;
+use burn::tensor::{Device, Tensor};
+use dales_data::copy::{CopySpec, CopyTask};
 use dales_data::sequence::SequenceSpec;
-use dales_data::{MnistLike, Split};
 use serde::{Deserialize, Serialize};
 
 use super::arun::{ArunCell, ArunConfig};
@@ -208,19 +210,18 @@ impl CopyConfig {
         }
     }
 
-    /// The generated training and test sequences.
-    pub fn generate(&self) -> Result<MnistLike> {
+    /// The generated training and test tasks (seeds `seed` and `seed + 1`).
+    pub fn generate(&self) -> Result<(CopyTask, CopyTask)> {
         let spec = self.spec();
         let bad =
             |key: &str, v: usize, e: dales_data::DataError| Error::config(key, v, e.to_string());
-        Ok(MnistLike {
-            train: spec
-                .generate(self.train, self.seed)
-                .map_err(|e| bad("model.copy.train", self.train, e))?,
-            test: spec
-                .generate(self.test, self.seed + 1)
-                .map_err(|e| bad("model.copy.test", self.test, e))?,
-        })
+        let train = spec
+            .generate(self.train, self.seed)
+            .map_err(|e| bad("model.copy.train", self.train, e))?;
+        let test = spec
+            .generate(self.test, self.seed + 1)
+            .map_err(|e| bad("model.copy.test", self.test, e))?;
+        Ok((train, test))
     }
 }
 
@@ -395,18 +396,11 @@ impl SeqConfig {
             weight: param(matrix(&w, self.n_out, self.hidden, device)),
             bias: param(matrix(&b, 1, self.n_out, device).reshape([self.n_out])),
         };
-        let order = match &self.copy {
-            Some(copy) => (0..copy.spec().steps()).collect(),
-            None => self
-                .sequence()
-                .order(self.rows, self.cols)
-                .map_err(|_| self.pool_error())?,
-        };
         Ok(SeqClassifier {
             cell,
             readout,
+            steps: self.steps()?,
             config: self.clone(),
-            order,
         })
     }
 }
@@ -432,7 +426,7 @@ pub struct SeqClassifier {
     /// `Linear(H → n_out)`.
     pub readout: Dense,
     config: SeqConfig,
-    order: Vec<usize>,
+    steps: usize,
 }
 
 impl SeqClassifier {
@@ -441,9 +435,9 @@ impl SeqClassifier {
         &self.config
     }
 
-    /// Steps per sequence.
+    /// Steps per sequence of the task it was configured for.
     pub fn steps(&self) -> usize {
-        self.order.len()
+        self.steps
     }
 
     /// Hidden units `H`.
@@ -456,76 +450,9 @@ impl SeqClassifier {
         self.readout.weight.val().device()
     }
 
-    /// The sequences of `split`'s examples `idx` into `out` (cleared first), `(B, T, in)`
-    /// row-major: pixel values, or the copy task's one-hot symbols.
-    pub fn sequences(&self, split: &Split, idx: &[usize], out: &mut Vec<f32>) {
-        out.clear();
-        if let Some(copy) = &self.config.copy {
-            let spec = copy.spec();
-            for &i in idx {
-                spec.one_hot(split.image(i), out);
-            }
-            return;
-        }
-        let spec = self.config.sequence();
-        for &i in idx {
-            spec.append(split.image(i), split.rows(), split.cols(), &self.order, out);
-        }
-    }
-
-    /// The last hidden state `h_T (B, H)` for sequences `xs` (`(B, T, in)` row-major) with
-    /// `drive(t)` added to every hidden pre-activation at step `t`.
+    /// The last hidden state `h_T (B, H)` for sequences `xs (B, T, in)` of any length and
+    /// float type, with `drive(t)` added to every hidden pre-activation at step `t`.
     pub fn last_hidden(
-        &self,
-        xs: Vec<f32>,
-        batch: usize,
-        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
-    ) -> Tensor<2> {
-        self.last_hidden_of(self.input(xs, batch), drive)
-    }
-
-    /// `xs` (`(B, T, in)` row-major) as a tensor on the model's device.
-    fn input(&self, xs: Vec<f32>, batch: usize) -> Tensor<3> {
-        let (t, d) = (self.steps(), self.config.n_in());
-        assert_eq!(
-            xs.len(),
-            batch * t * d,
-            "sequences are (batch, steps, inputs)"
-        );
-        Tensor::<3>::from_data(TensorData::new(xs, [batch, t, d]), &self.device())
-    }
-
-    /// The readout of every step, `(B·T, n_out)` with row `b·T + t`, for sequences `xs`
-    /// (`(B, T, in)` row-major): the copy task's outputs.
-    pub fn step_logits(&self, xs: Vec<f32>, batch: usize) -> Tensor<2> {
-        let xs = self.input(xs, batch);
-        let hs = match &self.cell {
-            SeqCell::Rnn(c) => outputs(c.as_ref(), xs),
-            SeqCell::Arun(c) => outputs(c.as_ref(), xs),
-            SeqCell::Lstm(c) => outputs(c.as_ref(), xs),
-            SeqCell::Gru(c) => outputs(c.as_ref(), xs),
-        };
-        let steps = hs.len();
-        let [b, h] = hs[0].dims();
-        let hs = Tensor::stack::<3>(hs, 1).reshape([b * steps, h]);
-        self.readout.forward(hs)
-    }
-
-    /// The target of every row of [`SeqClassifier::step_logits`] (copy task), or `None` for
-    /// an image task (one label per example).
-    pub fn step_targets(&self, split: &Split, idx: &[usize]) -> Option<Vec<usize>> {
-        let spec = self.config.copy.as_ref()?.spec();
-        let (mut all, mut one) = (Vec::new(), Vec::new());
-        for &i in idx {
-            spec.targets(split.image(i), &mut one);
-            all.extend_from_slice(&one);
-        }
-        Some(all)
-    }
-
-    /// The last hidden state `h_T (B, H)` for an input tensor `xs (B, T, 1)` of any length
-    /// and float type.
-    pub fn last_hidden_of(
         &self,
         xs: Tensor<3>,
         drive: &dyn Fn(usize) -> Option<Tensor<2>>,
@@ -538,14 +465,25 @@ impl SeqClassifier {
         }
     }
 
-    /// Logits `(B, n_out)` for sequences `xs` (`(B, T)` row-major) under `drive`.
-    pub fn forward_sequences(
-        &self,
-        xs: Vec<f32>,
-        batch: usize,
-        drive: &dyn Fn(usize) -> Option<Tensor<2>>,
-    ) -> Tensor<2> {
-        self.readout.forward(self.last_hidden(xs, batch, drive))
+    /// Logits `(B, n_out)` read out of the last step of sequences `xs (B, T, in)` under
+    /// `drive`.
+    pub fn forward(&self, xs: Tensor<3>, drive: &dyn Fn(usize) -> Option<Tensor<2>>) -> Tensor<2> {
+        self.readout.forward(self.last_hidden(xs, drive))
+    }
+
+    /// The readout of every step, `(B·T, n_out)` with row `b·T + t`, for sequences
+    /// `xs (B, T, in)`: the copy task's outputs.
+    pub fn step_logits(&self, xs: Tensor<3>) -> Tensor<2> {
+        let hs = match &self.cell {
+            SeqCell::Rnn(c) => outputs(c.as_ref(), xs),
+            SeqCell::Arun(c) => outputs(c.as_ref(), xs),
+            SeqCell::Lstm(c) => outputs(c.as_ref(), xs),
+            SeqCell::Gru(c) => outputs(c.as_ref(), xs),
+        };
+        let steps = hs.len();
+        let [b, h] = hs[0].dims();
+        let hs = Tensor::stack::<3>(hs, 1).reshape([b * steps, h]);
+        self.readout.forward(hs)
     }
 
     /// A copy without autodiff.
@@ -562,7 +500,7 @@ impl SeqClassifier {
                 bias: super::param::detached(&self.readout.bias),
             },
             config: self.config.clone(),
-            order: self.order.clone(),
+            steps: self.steps,
         }
     }
 }
@@ -605,7 +543,7 @@ impl Parameterised for SeqClassifier {
             },
             readout: self.readout.with_values(readout),
             config: self.config,
-            order: self.order,
+            steps: self.steps,
         }
     }
 }

@@ -3,51 +3,51 @@
 //! A method turns a (corrected, clipped) gradient into the direction `u` that the update rule
 //! follows; for the exponentiated-gradient rule this reproduces SGD-EG and Adam-EG of spec D1/D2.
 
+use std::fmt;
+
 use burn::tensor::Tensor;
-use serde::{Deserialize, Serialize};
+use serde::de::{self, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 
-/// The optimiser method.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+/// The optimiser method. In a configuration it is the `[optim]` table's `method` key
+/// (`"sgd"`, the default, or `"adam"`) beside that method's settings, each defaulting to the
+/// value in [`Method::SGD`] or [`Method::ADAM`]:
+///
+/// ```toml
+/// [optim]
+/// method = "adam"
+/// lr = 1e-3
+/// beta2 = 0.99
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Method {
     /// Stochastic gradient descent. buf ← μ·buf + (1 − dampening)·g (buf = g at the first
     /// step); u = g + μ·buf with Nesterov, else u = buf; u = g when μ = 0.
     Sgd {
         /// Momentum μ (0 = none, the papers' setting).
-        #[serde(default)]
         momentum: f64,
         /// Dampening of the momentum buffer.
-        #[serde(default)]
         dampening: f64,
         /// Nesterov momentum.
-        #[serde(default)]
         nesterov: bool,
     },
     /// Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g², u = m̂ / (√v̂ + ε).
     Adam {
         /// β1.
-        #[serde(default = "beta1")]
         beta1: f64,
         /// β2.
-        #[serde(default = "beta2")]
         beta2: f64,
         /// ε.
-        #[serde(default = "adam_eps")]
         eps: f64,
     },
 }
 
-fn beta1() -> f64 {
-    0.9
-}
-fn beta2() -> f64 {
-    0.999
-}
-fn adam_eps() -> f64 {
-    1e-8
-}
+/// The settings of each method, as configuration keys.
+const SGD_KEYS: [&str; 3] = ["momentum", "dampening", "nesterov"];
+const ADAM_KEYS: [&str; 3] = ["beta1", "beta2", "eps"];
 
 impl Method {
     /// Plain SGD, no momentum.
@@ -63,6 +63,39 @@ impl Method {
         beta2: 0.999,
         eps: 1e-8,
     };
+
+    /// The method's name in a configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::Sgd { .. } => "sgd",
+            Method::Adam { .. } => "adam",
+        }
+    }
+
+    /// Set the configuration key `key` (one of the method's settings) to `value`.
+    fn set(&mut self, key: &str, value: Setting) -> std::result::Result<(), String> {
+        let (own, other) = match self {
+            Method::Sgd { .. } => (SGD_KEYS, ADAM_KEYS),
+            Method::Adam { .. } => (ADAM_KEYS, SGD_KEYS),
+        };
+        if other.contains(&key) || !own.contains(&key) {
+            return Err(format!(
+                "`optim.{key}` is not a setting of method = \"{}\", which takes {}",
+                self.name(),
+                own.join(", ")
+            ));
+        }
+        match (self, key, value) {
+            (Method::Sgd { momentum, .. }, "momentum", Setting::Number(v)) => *momentum = v,
+            (Method::Sgd { dampening, .. }, "dampening", Setting::Number(v)) => *dampening = v,
+            (Method::Sgd { nesterov, .. }, "nesterov", Setting::Flag(v)) => *nesterov = v,
+            (Method::Adam { beta1, .. }, "beta1", Setting::Number(v)) => *beta1 = v,
+            (Method::Adam { beta2, .. }, "beta2", Setting::Number(v)) => *beta2 = v,
+            (Method::Adam { eps, .. }, "eps", Setting::Number(v)) => *eps = v,
+            _ => return Err(format!("`optim.{key}`: {}", value.mismatch())),
+        }
+        Ok(())
+    }
 
     /// Check the numbers; errors name the key under `optim`.
     pub fn validate(&self) -> Result<()> {
@@ -109,6 +142,104 @@ impl Method {
                 Ok(())
             }
         }
+    }
+}
+
+/// A method setting's value as read from a configuration.
+#[derive(Debug, Clone, Copy)]
+enum Setting {
+    Number(f64),
+    Flag(bool),
+}
+
+impl Setting {
+    fn mismatch(self) -> &'static str {
+        match self {
+            Setting::Number(_) => "expected true or false",
+            Setting::Flag(_) => "expected a number",
+        }
+    }
+}
+
+/// Reads `method` and its settings from the keys of the `[optim]` table that the table itself
+/// does not take (serde hands a flattened field the remaining keys).
+impl<'de> Deserialize<'de> for Method {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> Visitor<'de> for Keys {
+            type Value = Method;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an optimiser method and its settings")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Method, A::Error> {
+                let mut name = None;
+                let mut settings = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let named = |e: A::Error| de::Error::custom(format!("`optim.{key}`: {e}"));
+                    match key.as_str() {
+                        "method" => name = Some(map.next_value::<String>().map_err(named)?),
+                        "nesterov" => settings
+                            .push((key.clone(), Setting::Flag(map.next_value().map_err(named)?))),
+                        k if SGD_KEYS.contains(&k) || ADAM_KEYS.contains(&k) => settings.push((
+                            key.clone(),
+                            Setting::Number(map.next_value().map_err(named)?),
+                        )),
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `optim.{other}`: [optim] takes lr, clip, groups, \
+                                 plateau, method (\"sgd\" or \"adam\"), {}, {}",
+                                SGD_KEYS.join(", "),
+                                ADAM_KEYS.join(", ")
+                            )));
+                        }
+                    }
+                }
+                let mut method = match name.as_deref() {
+                    None | Some("sgd") => Method::SGD,
+                    Some("adam") => Method::ADAM,
+                    Some(other) => {
+                        return Err(de::Error::custom(format!(
+                            "`optim.method` = \"{other}\": expected \"sgd\" or \"adam\""
+                        )));
+                    }
+                };
+                for (key, value) in settings {
+                    method.set(&key, value).map_err(de::Error::custom)?;
+                }
+                Ok(method)
+            }
+        }
+        deserializer.deserialize_map(Keys)
+    }
+}
+
+/// Writes `method` and every setting of it, as the keys [`Method`]'s `Deserialize` reads.
+impl Serialize for Method {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(4))?;
+        map.serialize_entry("method", self.name())?;
+        match *self {
+            Method::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+            } => {
+                map.serialize_entry("momentum", &momentum)?;
+                map.serialize_entry("dampening", &dampening)?;
+                map.serialize_entry("nesterov", &nesterov)?;
+            }
+            Method::Adam { beta1, beta2, eps } => {
+                map.serialize_entry("beta1", &beta1)?;
+                map.serialize_entry("beta2", &beta2)?;
+                map.serialize_entry("eps", &eps)?;
+            }
+        }
+        map.end()
     }
 }
 

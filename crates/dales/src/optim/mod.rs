@@ -4,12 +4,14 @@
 pub mod clip;
 pub mod group;
 pub mod method;
+pub mod plateau;
 pub mod rule;
 pub mod step;
 
 pub use clip::{Clip, ClipScope};
 pub use group::{GradScale, GroupRule, Projection, RuleTable, UpdateRule};
 pub use method::Method;
+pub use plateau::{Plateau, PlateauState};
 pub use step::Optimizer;
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Gradients, Tensor};
 
 use super::clip::{Clip, ClipScope, coefficient, squared_norm};
-use super::group::RuleTable;
+use super::group::{Projection, RuleTable, UpdateRule};
 use super::method::{Method, SlotState, direction};
 use super::rule::{apply, project};
 use crate::error::{Error, Result};
@@ -177,20 +177,17 @@ impl Optimizer {
                 let rule = *self.rules.get(role).expect("checked by Optimizer::check");
                 let lr = lr * rule.lr_scale;
                 // Plain SGD: direction = gradient, so rule and projection fuse into one pass.
-                let g = if self.method == Method::SGD {
-                    match crate::fused::update::sgd_step(
-                        &e.value,
-                        g,
-                        lr,
-                        rule.update,
-                        rule.projection,
-                    ) {
-                        Ok(v) => return v,
-                        Err(g) => g,
-                    }
-                } else {
-                    g
-                };
+                if self.method == Method::SGD {
+                    let p = e.value.flatten().without_autodiff();
+                    let flags = [
+                        rule.update == UpdateRule::Eg,
+                        rule.projection == Projection::NonNegative,
+                    ];
+                    let p = crate::fused::sgd_step(p, g, lr, flags, |p, g| {
+                        project(rule.projection, apply(rule.update, p, g, lr))
+                    });
+                    return e.value.with_flat(p);
+                }
                 let key = format!("{}.{}", layer.name, e.name);
                 let mut slot = self.state.remove(&key);
                 let u = direction(self.method, g, &mut slot, self.steps);

@@ -1,0 +1,139 @@
+//! `dales train`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use dales::config::TrainConfig;
+use dales::device::DeviceChoice;
+use dales::learner::ModelSpec;
+use dales::nn::MlpConfig;
+use dales::nn::seq::SeqConfig;
+use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, Trainer};
+
+use crate::training::run_to_end;
+
+/// Train a model into a run directory (config.toml, metrics.csv, checkpoint.safetensors,
+/// summary.json, curves.png/.svg). Ctrl-C saves the state; `--resume` continues it.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// Paper preset [default: dann]. Feed-forward (Fashion-MNIST images): mlp, layernorm,
+    /// columnei, dann, dann-nocorr, dann-subtractive. Sequential (permuted pixel sequences, the
+    /// adaptation paper's psMNIST setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma,
+    /// rnn-gamma-het, arun, lstm, gru; add -small for the CPU-sized variant (49 steps, H 64);
+    /// copy-MODEL[-small] for the copy task.
+    #[arg(long, conflicts_with_all = ["config", "resume"])]
+    pub preset: Option<String>,
+    /// A TOML file with every setting of the run (see configs/).
+    #[arg(long, conflicts_with = "resume")]
+    pub config: Option<PathBuf>,
+    /// Continue the interrupted run in this directory.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Directory holding the four IDX files [default: /usr/share/datasets/fashion-mnist].
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Number of epochs (presets: 50).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Seed of the initialisation and the batch order (presets: 1).
+    #[arg(long, conflicts_with = "resume")]
+    pub seed: Option<u64>,
+    /// Hold this many training images out and evaluate on them instead of the test set.
+    #[arg(long, conflicts_with = "resume")]
+    pub validation: Option<usize>,
+    /// Run directory [default: runs/<kind>-seed<seed>].
+    #[arg(long, conflicts_with = "resume")]
+    pub out: Option<PathBuf>,
+    /// cpu, or gpu (a dales built with --features gpu).
+    #[arg(long, value_parser = ["cpu", "gpu"], conflicts_with = "resume")]
+    pub device: Option<String>,
+}
+
+impl TrainArgs {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            data: self.data.clone(),
+            epochs: self.epochs,
+            seed: self.seed,
+            validation: self.validation,
+            device: self.device.as_deref().map(|d| match d {
+                "gpu" => DeviceChoice::Gpu,
+                _ => DeviceChoice::Cpu,
+            }),
+        }
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    crate::interrupt::install();
+    if let Some(dir) = &args.resume {
+        return match RunDir::open(dir)?.config {
+            AnyConfig::FeedForward(_) => resume::<MlpConfig>(dir, &args),
+            AnyConfig::Sequence(_) => resume::<SeqConfig>(dir, &args),
+        };
+    }
+    let mut config = match (&args.preset, &args.config) {
+        (_, Some(path)) => AnyConfig::from_file(path)?,
+        (Some(name), None) => AnyConfig::preset(name)?,
+        (None, None) => AnyConfig::preset("dann")?,
+    };
+    config.apply(&args.overrides())?;
+    match config {
+        AnyConfig::FeedForward(c) => start(c, &args),
+        AnyConfig::Sequence(c) => start(c, &args),
+    }
+}
+
+fn resume<M: ModelSpec>(dir: &Path, args: &TrainArgs) -> Result<ExitCode> {
+    let trainer = Trainer::<M>::resume(dir, args.data.clone(), args.epochs)
+        .with_context(|| format!("resuming the run in {}", dir.display()))?;
+    finish(trainer, dir)
+}
+
+fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitCode> {
+    let dir = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-seed{}", config.model.name(), config.seed))
+    });
+    eprintln!(
+        "dales train: {} model, {} epochs, batch {}, lr {}, seed {}, data {}",
+        config.model.name(),
+        config.epochs,
+        config.batch_size,
+        config.optim.lr,
+        config.seed,
+        Dataset::describe(&config)
+    );
+    let data = Dataset::load(&config)?;
+    let trainer = Trainer::new(config, data, &dir)?;
+    eprint!("update rules:\n{}", trainer.optimizer().rules().describe());
+    finish(trainer, &dir)
+}
+
+fn finish<M: ModelSpec>(mut trainer: Trainer<M>, dir: &Path) -> Result<ExitCode> {
+    let name = trainer.config().model.name();
+    let outcome = run_to_end(&mut trainer, dir, &name, None)?;
+    let s = trainer.summary();
+    match outcome {
+        Outcome::Finished => {
+            eprintln!(
+                "done: {} epochs, final {} error {:.2}% (best {:.2}%), {:.0} s; run directory {}",
+                s.epochs_done,
+                s.eval_set,
+                s.final_test_error.unwrap_or(f64::NAN),
+                s.best_test_error.unwrap_or(f64::NAN),
+                s.wall_seconds,
+                dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Interrupted => {
+            eprintln!(
+                "stopped after {} steps; continue with: dales train --resume {}",
+                s.steps,
+                dir.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+    }
+}

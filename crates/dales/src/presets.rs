@@ -1,0 +1,212 @@
+//! The papers' settings by name: `dales train --preset NAME` and the reproductions start from
+//! these. Each is a whole [`TrainConfig`], written out here once; `configs/*.toml` hold some
+//! of them as files.
+
+use crate::config::{
+    DataConfig, OptimConfig, TrainConfig, default_batch, default_epochs, default_seed,
+};
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::nn::seq::{SeqConfig, SeqKind};
+use crate::nn::{MlpConfig, ModelKind};
+use crate::optim::{Method, Plateau};
+use crate::run::AnyConfig;
+
+/// The paper's learning rates (spec A5; the LayerNorm value comes from the reference's sweep,
+/// `shared/reference/README.md`; the subtractive DANN uses the DANN value).
+pub fn paper_lr(kind: ModelKind) -> f64 {
+    match kind {
+        ModelKind::Mlp => 0.2976,
+        ModelKind::LayerNorm => 0.1107,
+        ModelKind::ColumnEi => 0.05273,
+        ModelKind::Dann => 0.1107,
+        ModelKind::DannNocorr => 0.003981,
+        ModelKind::DannSubtractive => 0.1107,
+    }
+}
+
+/// Names accepted by [`TrainConfig::preset`].
+pub const PRESETS: [&str; 6] = [
+    "mlp",
+    "layernorm",
+    "columnei",
+    "dann",
+    "dann-nocorr",
+    "dann-subtractive",
+];
+
+impl TrainConfig {
+    /// The DANN paper's setting for `kind` (spec A5): 3 hidden layers of 500 (+50 I; ColumnEI
+    /// 550), batch 32, plain SGD at the model's learning rate, no clipping, 50 epochs, seed 1.
+    pub fn paper(kind: ModelKind) -> Self {
+        TrainConfig {
+            seed: default_seed(),
+            epochs: default_epochs(),
+            batch_size: default_batch(),
+            device: DeviceChoice::Cpu,
+            data: DataConfig::default(),
+            model: MlpConfig::paper(kind),
+            optim: OptimConfig::new(Method::SGD, paper_lr(kind)),
+        }
+    }
+
+    /// A preset by name (see [`PRESETS`]).
+    pub fn preset(name: &str) -> Result<Self> {
+        let kind: ModelKind = name.parse().map_err(|_| {
+            Error::config(
+                "preset",
+                format!("{name:?}"),
+                format!("one of {}", PRESETS.join(", ")),
+            )
+        })?;
+        Ok(TrainConfig::paper(kind))
+    }
+}
+
+/// Names accepted by [`TrainConfig::sequence_preset`]: each model at the paper's size
+/// (`arun`, `rnn-relu`, …) and scaled down to train on a CPU (`arun-small`, …).
+pub const SEQ_PRESETS: [&str; 16] = [
+    "rnn-relu",
+    "rnn-tanh",
+    "rnn-softplus",
+    "rnn-gamma",
+    "rnn-gamma-het",
+    "arun",
+    "lstm",
+    "gru",
+    "rnn-relu-small",
+    "rnn-tanh-small",
+    "rnn-softplus-small",
+    "rnn-gamma-small",
+    "rnn-gamma-het-small",
+    "arun-small",
+    "lstm-small",
+    "gru-small",
+];
+
+impl TrainConfig<SeqConfig> {
+    /// The adaptation paper's psMNIST setting (spec C3) on the default dataset: 784 steps in a
+    /// fixed permutation (seed 400), `H = 400` (ARUN: `K = 50`), Adam at 1e-4, batch 100,
+    /// `ReduceLROnPlateau` on the validation loss, a 50k/10k train/validation split visited in
+    /// the same order every epoch (the paper's loader has `shuffle=False`), 100 epochs.
+    pub fn sequence_paper(kind: SeqKind) -> Self {
+        TrainConfig {
+            seed: default_seed(),
+            epochs: 100,
+            batch_size: 100,
+            device: DeviceChoice::Cpu,
+            data: DataConfig {
+                dir: None,
+                validation: 10_000,
+                shuffle: false,
+            },
+            model: SeqConfig::paper(kind),
+            optim: OptimConfig {
+                plateau: Some(Plateau::default()),
+                ..OptimConfig::new(Method::ADAM, 1e-4)
+            },
+        }
+    }
+
+    /// The paper's setting scaled down to train on a 2-core CPU: 7 × 7 images (4 × 4
+    /// pooling, 49 steps) in a fixed permutation, `H = 64` (ARUN: `K = 16`), Adam at 1e-3,
+    /// batch 100, a 50k/10k split, `ReduceLROnPlateau` with patience 2, 6 epochs.
+    pub fn sequence_small(kind: SeqKind) -> Self {
+        let mut c = TrainConfig::sequence_paper(kind);
+        c.epochs = 6;
+        c.model.pool = 4;
+        c.model.hidden = 64;
+        c.model.controller = 16;
+        c.optim.lr = 1e-3;
+        c.optim.plateau = Some(Plateau {
+            patience: 2,
+            ..Plateau::default()
+        });
+        c
+    }
+
+    /// The adaptation paper's copy task (spec C3): `H = 128`, delay 200, 10 symbols of 8,
+    /// batch 10, Adam at 1e-3, 100 epochs of 10,000 generated sequences (the paper's 100,000
+    /// steps), evaluated on 1,000 others.
+    pub fn copy_paper(kind: SeqKind) -> Self {
+        TrainConfig {
+            epochs: 100,
+            batch_size: 10,
+            data: DataConfig {
+                dir: None,
+                validation: 0,
+                shuffle: false,
+            },
+            model: SeqConfig::copy_paper(kind),
+            optim: OptimConfig::new(Method::ADAM, 1e-3),
+            ..TrainConfig::sequence_paper(kind)
+        }
+    }
+
+    /// The copy task scaled down for a 2-core CPU: delay 50 (70 steps), `H = 64` (ARUN:
+    /// `K = 16`), batch 10, Adam at 1e-3, 10 epochs of 10,000 sequences.
+    pub fn copy_small(kind: SeqKind) -> Self {
+        let mut c = TrainConfig::copy_paper(kind);
+        c.epochs = 10;
+        c.model.hidden = 64;
+        c.model.controller = 16;
+        if let Some(copy) = &mut c.model.copy {
+            copy.delay = 50;
+        }
+        c
+    }
+
+    /// A preset by name: one of [`SEQ_PRESETS`], or `copy-MODEL` and `copy-MODEL-small`
+    /// for the copy task with any sequence model (`copy-arun`, `copy-rnn-relu-small`, …).
+    pub fn sequence_preset(name: &str) -> Result<Self> {
+        let unknown = || {
+            Error::config(
+                "preset",
+                format!("{name:?}"),
+                format!(
+                    "one of {}, or copy-MODEL[-small] with MODEL one of the first eight",
+                    SEQ_PRESETS.join(", ")
+                ),
+            )
+        };
+        let (copy, rest) = match name.strip_prefix("copy-") {
+            Some(rest) => (true, rest),
+            None => (false, name),
+        };
+        let (base, small) = match rest.strip_suffix("-small") {
+            Some(base) => (base, true),
+            None => (rest, false),
+        };
+        let kind: SeqKind = base.parse().map_err(|_| unknown())?;
+        Ok(match (copy, small) {
+            (false, false) => TrainConfig::sequence_paper(kind),
+            (false, true) => TrainConfig::sequence_small(kind),
+            (true, false) => TrainConfig::copy_paper(kind),
+            (true, true) => TrainConfig::copy_small(kind),
+        })
+    }
+}
+
+impl AnyConfig {
+    /// A preset of either family by name: one of [`PRESETS`], one of [`SEQ_PRESETS`], or
+    /// `copy-MODEL[-small]`.
+    pub fn preset(name: &str) -> Result<AnyConfig> {
+        if let Ok(c) = TrainConfig::preset(name) {
+            return Ok(AnyConfig::FeedForward(c));
+        }
+        TrainConfig::sequence_preset(name)
+            .map(AnyConfig::Sequence)
+            .map_err(|_| {
+                Error::config(
+                    "preset",
+                    format!("{name:?}"),
+                    format!(
+                        "one of {}, {}, or copy-MODEL[-small] with MODEL a sequence model (the \
+                         copy task)",
+                        PRESETS.join(", "),
+                        SEQ_PRESETS.join(", ")
+                    ),
+                )
+            })
+    }
+}

@@ -1,0 +1,283 @@
+//! Run directories: their files, the configuration of any model family, and opening a
+//! finished or interrupted run to read its records, load its model and its evaluation task.
+
+use std::path::{Path, PathBuf};
+
+use dales_data::MnistLike;
+use dales_data::task::Task;
+
+use super::metrics::{EpochRecord, Summary, read_metrics};
+use crate::checkpoint::load_mlp;
+use crate::config::TrainConfig;
+use crate::device::DeviceChoice;
+use crate::error::{Error, Result};
+use crate::learner::{ModelSpec, load_seq};
+use crate::nn::seq::{SeqClassifier, SeqConfig, SeqKind};
+use crate::nn::{Mlp, MlpConfig, ModelKind};
+
+/// File names inside a run directory.
+pub mod files {
+    /// Resolved configuration.
+    pub const CONFIG: &str = "config.toml";
+    /// Role → rule table.
+    pub const RULES: &str = "rules.txt";
+    /// Model, `dales-ff/1` or `dales-seq/1`.
+    pub const CHECKPOINT: &str = "checkpoint.safetensors";
+    /// Model + optimiser + progress.
+    pub const RESUME: &str = "resume.safetensors";
+    /// Per-epoch metrics.
+    pub const METRICS: &str = "metrics.csv";
+    /// Final (or latest) summary.
+    pub const SUMMARY: &str = "summary.json";
+}
+
+/// A run configuration of either model family.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyConfig {
+    /// Feed-forward networks on images.
+    FeedForward(TrainConfig<MlpConfig>),
+    /// Recurrent networks on sequences.
+    Sequence(TrainConfig<SeqConfig>),
+}
+
+/// Settings given on top of a configuration (the command line's `--data`, `--epochs`, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    /// Data directory.
+    pub data: Option<PathBuf>,
+    /// Epochs.
+    pub epochs: Option<usize>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Validation examples.
+    pub validation: Option<usize>,
+    /// Device.
+    pub device: Option<DeviceChoice>,
+}
+
+impl AnyConfig {
+    /// Read, parse and validate a TOML file; its `model.kind` says which family it is.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::ConfigFile {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        let kind = table
+            .get("model")
+            .and_then(|m| m.get("kind"))
+            .and_then(|k| k.as_str());
+        if kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()) {
+            Ok(AnyConfig::Sequence(TrainConfig::from_toml(&text, path)?))
+        } else {
+            Ok(AnyConfig::FeedForward(TrainConfig::from_toml(&text, path)?))
+        }
+    }
+
+    /// The model kind's name.
+    pub fn name(&self) -> String {
+        match self {
+            AnyConfig::FeedForward(c) => c.model.name(),
+            AnyConfig::Sequence(c) => c.model.name(),
+        }
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> u64 {
+        match self {
+            AnyConfig::FeedForward(c) => c.seed,
+            AnyConfig::Sequence(c) => c.seed,
+        }
+    }
+
+    /// The number of epochs.
+    pub fn epochs(&self) -> usize {
+        match self {
+            AnyConfig::FeedForward(c) => c.epochs,
+            AnyConfig::Sequence(c) => c.epochs,
+        }
+    }
+
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            AnyConfig::FeedForward(c) => c.optim.lr,
+            AnyConfig::Sequence(c) => c.optim.lr,
+        }
+    }
+
+    /// The configured data directory.
+    pub fn data_dir(&self) -> Option<&Path> {
+        match self {
+            AnyConfig::FeedForward(c) => c.data.dir.as_deref(),
+            AnyConfig::Sequence(c) => c.data.dir.as_deref(),
+        }
+    }
+
+    /// Apply `overrides` and validate the result.
+    pub fn apply(&mut self, overrides: &Overrides) -> Result<()> {
+        match self {
+            AnyConfig::FeedForward(c) => c.apply(overrides),
+            AnyConfig::Sequence(c) => c.apply(overrides),
+        }
+    }
+}
+
+impl<M: ModelSpec> TrainConfig<M> {
+    /// Apply `overrides` and validate the result.
+    pub fn apply(&mut self, o: &Overrides) -> Result<()> {
+        if let Some(dir) = &o.data {
+            self.data.dir = Some(dir.clone());
+        }
+        if let Some(e) = o.epochs {
+            self.epochs = e;
+        }
+        if let Some(s) = o.seed {
+            self.seed = s;
+        }
+        if let Some(v) = o.validation {
+            self.data.validation = v;
+        }
+        if let Some(d) = o.device {
+            self.device = d;
+        }
+        self.validate()
+    }
+}
+
+/// A run directory, opened: its configuration, of either family.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// The directory.
+    pub dir: PathBuf,
+    /// Its resolved configuration.
+    pub config: AnyConfig,
+}
+
+impl RunDir {
+    /// Open the run in `dir` (it must hold a `config.toml`).
+    pub fn open(dir: &Path) -> Result<RunDir> {
+        let path = dir.join(files::CONFIG);
+        if !path.is_file() {
+            return Err(Error::run(
+                dir,
+                format!("not a dales run directory (no {} in it)", files::CONFIG),
+            ));
+        }
+        Ok(RunDir {
+            dir: dir.to_path_buf(),
+            config: AnyConfig::from_file(&path)?,
+        })
+    }
+
+    /// Whether the run in `dir` has finished at least `epochs` epochs, read from its summary
+    /// alone (no data or model is loaded).
+    pub fn finished(dir: &Path, epochs: usize) -> bool {
+        Summary::read(&dir.join(files::SUMMARY))
+            .is_ok_and(|s| s.finished && s.epochs_done >= epochs)
+    }
+
+    /// Whether `dir` holds a run that can be resumed.
+    pub fn resumable(dir: &Path) -> bool {
+        dir.join(files::RESUME).exists()
+    }
+
+    /// The short label of the run: its directory's name.
+    pub fn label(&self) -> String {
+        self.dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.dir.display().to_string())
+    }
+
+    /// The run's `summary.json`.
+    pub fn summary(&self) -> Result<Summary> {
+        Summary::read(&self.dir.join(files::SUMMARY))
+    }
+
+    /// The run's completed epochs (`metrics.csv`).
+    pub fn records(&self) -> Result<Vec<EpochRecord>> {
+        read_metrics(&self.dir.join(files::METRICS))
+    }
+
+    /// The checkpoint of a feed-forward run and its kind.
+    pub fn feed_forward(&self) -> Result<(&TrainConfig<MlpConfig>, Mlp, ModelKind)> {
+        let AnyConfig::FeedForward(config) = &self.config else {
+            return Err(self.not_a("feed-forward"));
+        };
+        let (model, kind) = load_mlp(&self.dir.join(files::CHECKPOINT), &config.device.device()?)?;
+        if kind != config.model.kind {
+            return Err(Error::checkpoint(
+                self.dir.join(files::CHECKPOINT),
+                format!(
+                    "a `{kind}` model, while the run's config.toml has model.kind = `{}`",
+                    config.model.kind
+                ),
+            ));
+        }
+        Ok((config, model, kind))
+    }
+
+    /// The checkpoint of a sequence run, checked against its configuration.
+    pub fn sequence(&self) -> Result<(&TrainConfig<SeqConfig>, SeqClassifier)> {
+        let AnyConfig::Sequence(config) = &self.config else {
+            return Err(self.not_a("sequence-model"));
+        };
+        let device = config.device.device()?;
+        let model = load_seq(
+            &self.dir.join(files::CHECKPOINT),
+            Some(&config.model),
+            &device,
+        )?;
+        Ok((config, model))
+    }
+
+    /// The checkpoint of a sequence run on images (the robustness tests and the analyses are
+    /// for these; a copy-task run is an error).
+    pub fn image_sequence(&self) -> Result<(&TrainConfig<SeqConfig>, SeqClassifier)> {
+        let (config, model) = self.sequence()?;
+        if config.model.copy.is_some() {
+            return Err(Error::run(
+                &self.dir,
+                "a copy-task run (its config has [model.copy]); the robustness tests and the \
+                 analyses are for the image-classification runs",
+            ));
+        }
+        Ok((config, model))
+    }
+
+    /// The test task of the run: its task on the test images of `data` (default: the run's
+    /// data directory), or its generated test examples.
+    pub fn test_task(&self, data: Option<&Path>) -> Result<Box<dyn Task>> {
+        match &self.config {
+            AnyConfig::FeedForward(c) => test_task(&c.model, data.or(c.data.dir.as_deref())),
+            AnyConfig::Sequence(c) => test_task(&c.model, data.or(c.data.dir.as_deref())),
+        }
+    }
+
+    fn not_a(&self, family: &str) -> Error {
+        Error::run(
+            &self.dir,
+            format!(
+                "not a {family} run (its model.kind is `{}`)",
+                self.config.name()
+            ),
+        )
+    }
+}
+
+/// The test task of a model: generated, or on the test images in `dir` (default:
+/// Fashion-MNIST).
+fn test_task<M: ModelSpec>(model: &M, dir: Option<&Path>) -> Result<Box<dyn Task>> {
+    if let Some((_, test)) = model.generated()? {
+        return Ok(test);
+    }
+    let data = match dir {
+        Some(d) => MnistLike::load_dir(d)?,
+        None => MnistLike::load_default()?,
+    };
+    model.check_data(&data.train, data.n_classes())?;
+    model.task(data.test)
+}

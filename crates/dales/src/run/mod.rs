@@ -1,0 +1,417 @@
+//! Training runs: the loop, the run directory, resume after an interruption.
+//!
+//! A run directory holds:
+//! - `config.toml` — the resolved configuration; `rules.txt` — the role → rule table;
+//! - `checkpoint.safetensors` — the model in the `dales-ff/1` format (PyTorch loads it);
+//! - `resume.safetensors` — model, optimiser state and progress in one file, so that a crash
+//!   between two writes can never pair a model with another step's optimiser state;
+//! - `metrics.csv` and `summary.json`.
+//!
+//! Every file is written atomically. The batch order of an epoch depends only on (seed, epoch),
+//! so a resumed run on the CPU reproduces an uninterrupted one bit for bit.
+
+mod data;
+mod dir;
+mod evaluate;
+mod metrics;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::{Device, Tensor, TensorData};
+use dales_data::EpochOrder;
+use serde::{Deserialize, Serialize};
+
+pub use data::Dataset;
+pub use dir::{AnyConfig, Overrides, RunDir, files};
+pub use evaluate::{evaluate, first_logits, score};
+pub use metrics::{EpochRecord, METRICS_HEADER, Summary, metrics_csv, read_metrics};
+
+use crate::checkpoint::{self, NamedTensors, decode, encode};
+use crate::config::TrainConfig;
+use crate::error::{Error, Result};
+use crate::fused::Settings;
+use crate::io::write_atomic;
+use crate::learner::{Learner, ModelSpec};
+use crate::nn::MlpConfig;
+use crate::optim::{Optimizer, PlateauState};
+use crate::train::step;
+
+/// Where a run stands; saved in `resume.safetensors`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    /// Completed epochs.
+    epoch: usize,
+    /// Batches done in the current epoch.
+    batch: usize,
+    /// Updates done.
+    global_step: u64,
+    /// Sum of batch losses × batch sizes in the current epoch.
+    loss_sum: f64,
+    /// Correct predictions in the current epoch.
+    correct: u64,
+    /// Rows scored in the current epoch (examples, or steps for the copy task).
+    seen: u64,
+    /// Seconds spent before this process.
+    elapsed: f64,
+    /// Completed epochs' records.
+    records: Vec<EpochRecord>,
+    /// Learning rate after the schedule (absent: the configured one).
+    #[serde(default)]
+    lr: Option<f64>,
+    /// Where the plateau schedule stands.
+    #[serde(default)]
+    plateau: PlateauState,
+}
+
+/// What the training loop reports as it goes.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// An epoch starts (or resumes at `start_batch`).
+    EpochStart {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batches in the epoch.
+        batches: usize,
+        /// First batch done now (> 0 after a resume).
+        start_batch: usize,
+    },
+    /// One update done.
+    Step {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batches done in this epoch.
+        batch: usize,
+        /// The batch's loss before the update.
+        loss: f32,
+        /// Running training error (%) of the epoch.
+        train_error: f64,
+    },
+    /// An epoch ended and was evaluated.
+    EpochEnd(&'a EpochRecord),
+}
+
+/// How a call to [`Trainer::run`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// All epochs done.
+    Finished,
+    /// Stopped on request; the state was saved and the run can be resumed.
+    Interrupted,
+}
+
+/// A training run of a model described by `M`.
+pub struct Trainer<M: ModelSpec = MlpConfig> {
+    config: TrainConfig<M>,
+    device: Device,
+    model: M::Model,
+    optim: Optimizer,
+    data: Dataset,
+    order: EpochOrder,
+    progress: Progress,
+    run_dir: PathBuf,
+    settings: Settings,
+}
+
+impl<M: ModelSpec> Trainer<M> {
+    /// Start a new run in `run_dir` (created; it must not hold a run already).
+    pub fn new(mut config: TrainConfig<M>, data: Dataset, run_dir: &Path) -> Result<Self> {
+        config.validate()?;
+        config.model.prepare(data.pixel_mean);
+        if run_dir.join(files::RESUME).exists() {
+            return Err(Error::config(
+                "--out",
+                run_dir.display(),
+                "a directory without a run in it (use --resume to continue that run)",
+            ));
+        }
+        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
+        let device = config.device.device()?.autodiff();
+        let model = config.model.init_seeded(config.seed, &device)?;
+        let optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
+        optim.check(&model)?;
+        write_atomic(&run_dir.join(files::CONFIG), config.to_toml().as_bytes())?;
+        write_atomic(
+            &run_dir.join(files::RULES),
+            optim.rules().describe().as_bytes(),
+        )?;
+        Trainer::assemble(
+            config,
+            data,
+            (device, model, optim),
+            Progress::default(),
+            run_dir,
+        )
+    }
+
+    /// Continue the run saved in `run_dir`; `data` overrides the configured data directory.
+    /// `epochs` may raise the number of epochs.
+    pub fn resume(
+        run_dir: &Path,
+        data_dir: Option<PathBuf>,
+        epochs: Option<usize>,
+    ) -> Result<Self> {
+        let mut config = TrainConfig::<M>::from_file(&run_dir.join(files::CONFIG))?;
+        if let Some(dir) = data_dir {
+            config.data.dir = Some(dir);
+        }
+        if let Some(e) = epochs {
+            config.epochs = e;
+            config.validate()?;
+        }
+        let data = Dataset::load(&config)?;
+        let device = config.device.device()?.autodiff();
+        let path = run_dir.join(files::RESUME);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let (tensors, meta) = decode(&path, &bytes)?;
+        let progress: Progress = meta
+            .get("progress")
+            .and_then(|p| serde_json::from_str(p).ok())
+            .ok_or_else(|| Error::checkpoint(&path, "no readable `progress` metadata"))?;
+        let (model_t, optim_t): (NamedTensors, NamedTensors) = tensors
+            .into_iter()
+            .partition(|(k, _)| k.starts_with("model."));
+        let model = config.model.init_seeded(config.seed, &device)?;
+        let model = checkpoint::fill(model, strip(model_t, "model."), &path, &device)?;
+        let mut optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
+        optim.check(&model)?;
+        let state = strip(optim_t, "optim.")
+            .into_iter()
+            .map(|(k, (v, _))| {
+                let n = v.len();
+                (
+                    k,
+                    Tensor::<1>::from_data(
+                        TensorData::new(v, [n]),
+                        &device.clone().without_autodiff(),
+                    ),
+                )
+            })
+            .collect();
+        optim.import_state(progress.global_step, state)?;
+        if config.epochs < progress.epoch {
+            return Err(Error::config(
+                "--epochs",
+                config.epochs,
+                format!("at least {}, the epochs this run has done", progress.epoch),
+            ));
+        }
+        Trainer::assemble(config, data, (device, model, optim), progress, run_dir)
+    }
+
+    fn assemble(
+        config: TrainConfig<M>,
+        data: Dataset,
+        (device, model, optim): (Device, M::Model, Optimizer),
+        progress: Progress,
+        run_dir: &Path,
+    ) -> Result<Self> {
+        model.readout().check(data.train.as_ref())?;
+        let order = EpochOrder::new(data.train.len(), config.batch_size, config.seed)?
+            .with_shuffle(config.data.shuffle);
+        Ok(Trainer {
+            config,
+            device,
+            model,
+            optim,
+            data,
+            order,
+            progress,
+            run_dir: run_dir.to_path_buf(),
+            settings: Settings::default(),
+        })
+    }
+
+    /// The same run with the fused ops under `settings` (default: [`Settings::default`]).
+    pub fn with_settings(self, settings: Settings) -> Self {
+        Trainer { settings, ..self }
+    }
+
+    /// The learning rate of the next step.
+    pub fn lr(&self) -> f64 {
+        self.progress.lr.unwrap_or(self.config.optim.lr)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &TrainConfig<M> {
+        &self.config
+    }
+
+    /// The model.
+    pub fn model(&self) -> &M::Model {
+        &self.model
+    }
+
+    /// The optimiser.
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optim
+    }
+
+    /// Completed epochs' records.
+    pub fn records(&self) -> &[EpochRecord] {
+        &self.progress.records
+    }
+
+    /// The evaluation set's name (`test` or `validation`).
+    pub fn eval_name(&self) -> &str {
+        &self.data.eval_name
+    }
+
+    /// Train until the configured number of epochs, or until `stop(global_step)` is true after a
+    /// step (then the state is saved and [`Outcome::Interrupted`] returned).
+    pub fn run(
+        &mut self,
+        observer: &mut dyn FnMut(Event),
+        stop: &dyn Fn(u64) -> bool,
+    ) -> Result<Outcome> {
+        let start = Instant::now();
+        let elapsed0 = self.progress.elapsed;
+        let seconds = |start: &Instant| elapsed0 + start.elapsed().as_secs_f64();
+        while self.progress.epoch < self.config.epochs {
+            let epoch = self.progress.epoch + 1;
+            let batches = self.order.batches(self.progress.epoch as u64);
+            observer(Event::EpochStart {
+                epoch,
+                batches: batches.len(),
+                start_batch: self.progress.batch,
+            });
+            for b in self.progress.batch..batches.len() {
+                let idx = batches.get(b).expect("batch index within the epoch");
+                let batch = self.data.train.batch(idx);
+                let (inputs, targets) = self.model.readout().apply(batch, &self.device);
+                let n = targets.count();
+                let lr = self.lr();
+                let report = step(
+                    &mut self.model,
+                    &mut self.optim,
+                    lr,
+                    self.settings,
+                    |model| model.logits(inputs),
+                    &targets,
+                );
+                let (loss_value, correct) = (report.loss, report.correct);
+                if !loss_value.is_finite() {
+                    return Err(Error::Diverged {
+                        epoch,
+                        step: self.progress.global_step + 1,
+                        loss: loss_value,
+                    });
+                }
+                let p = &mut self.progress;
+                p.batch = b + 1;
+                p.global_step += 1;
+                p.loss_sum += loss_value as f64 * n as f64;
+                p.correct += correct as u64;
+                p.seen += n as u64;
+                observer(Event::Step {
+                    epoch,
+                    batch: p.batch,
+                    loss: loss_value,
+                    train_error: 100.0 * (1.0 - p.correct as f64 / p.seen as f64),
+                });
+                if stop(p.global_step) && p.batch < batches.len() {
+                    self.progress.elapsed = seconds(&start);
+                    self.save()?;
+                    return Ok(Outcome::Interrupted);
+                }
+            }
+            let (test_loss, test_error) = self
+                .settings
+                .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+            let lr = self.lr();
+            let p = &mut self.progress;
+            if let Some(plateau) = &self.config.optim.plateau {
+                p.lr = Some(plateau.update(&mut p.plateau, lr, test_loss));
+            }
+            let record = EpochRecord {
+                epoch,
+                step: p.global_step,
+                train_loss: p.loss_sum / p.seen as f64,
+                train_error: 100.0 * (1.0 - p.correct as f64 / p.seen as f64),
+                test_loss,
+                test_error,
+                lr,
+                seconds: seconds(&start),
+            };
+            p.records.push(record.clone());
+            p.epoch = epoch;
+            p.batch = 0;
+            p.loss_sum = 0.0;
+            p.correct = 0;
+            p.seen = 0;
+            p.elapsed = record.seconds;
+            self.save()?;
+            observer(Event::EpochEnd(&record));
+            if stop(self.progress.global_step) && self.progress.epoch < self.config.epochs {
+                return Ok(Outcome::Interrupted);
+            }
+        }
+        Ok(Outcome::Finished)
+    }
+
+    /// Write the resume file, the checkpoint, the metrics and the summary (each atomically, the
+    /// resume file first: it alone is read back).
+    pub fn save(&self) -> Result<()> {
+        let dir = &self.run_dir;
+        let mut tensors = checkpoint::named_tensors(&self.model, "model.");
+        for (name, t) in self.optim.export_state() {
+            let v = t
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .expect("f32 state");
+            let n = v.len();
+            tensors.insert(format!("optim.{name}"), (v, vec![n]));
+        }
+        let meta = HashMap::from([
+            ("format".to_string(), "dales-resume/1".to_string()),
+            (
+                "progress".to_string(),
+                serde_json::to_string(&self.progress).expect("progress serialises"),
+            ),
+        ]);
+        write_atomic(&dir.join(files::RESUME), &encode(&tensors, meta)?)?;
+        self.config
+            .model
+            .save_checkpoint(&self.model, &dir.join(files::CHECKPOINT))?;
+        write_atomic(
+            &dir.join(files::METRICS),
+            metrics_csv(&self.progress.records).as_bytes(),
+        )?;
+        let summary = self.summary();
+        let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
+        write_atomic(&dir.join(files::SUMMARY), json.as_bytes())
+    }
+
+    /// The run's summary.
+    pub fn summary(&self) -> Summary {
+        let last = self.progress.records.last();
+        Summary {
+            kind: self.config.model.name(),
+            seed: self.config.seed,
+            epochs_done: self.progress.epoch,
+            epochs: self.config.epochs,
+            finished: self.progress.epoch == self.config.epochs && self.progress.batch == 0,
+            eval_set: self.data.eval_name.clone(),
+            final_test_error: last.map(|r| r.test_error),
+            final_test_loss: last.map(|r| r.test_loss),
+            final_train_loss: last.map(|r| r.train_loss),
+            best_test_error: self
+                .progress
+                .records
+                .iter()
+                .map(|r| r.test_error)
+                .min_by(f64::total_cmp),
+            wall_seconds: self.progress.elapsed,
+            steps: self.progress.global_step,
+            dales_version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+fn strip(t: NamedTensors, prefix: &str) -> NamedTensors {
+    t.into_iter()
+        .map(|(k, v)| (k.strip_prefix(prefix).unwrap_or(&k).to_string(), v))
+        .collect()
+}

@@ -1,0 +1,215 @@
+//! TOML configs: every setting round-trips; unknown keys, wrong types and out-of-range values are
+//! rejected with the key path named.
+
+use std::path::Path;
+
+use dales::config::TrainConfig;
+use dales::nn::seq::SeqConfig;
+use dales::nn::{MlpConfig, ModelKind, ParamRole};
+use dales::optim::UpdateRule;
+
+fn parse(text: &str) -> Result<TrainConfig, String> {
+    TrainConfig::from_toml(text, Path::new("exp.toml")).map_err(|e| e.to_string())
+}
+
+const GOOD: &str = r#"
+seed = 3
+epochs = 7
+batch_size = 64
+
+[data]
+validation = 5000
+
+[model]
+kind = "dann"
+hidden = [100, 100]
+ei_ratio = 5
+
+[optim]
+method = "sgd"
+lr = 0.05
+momentum = 0.9
+clip = { scope = "layer", max_norm = 1.5 }
+
+[optim.groups.wix]
+update = "eg"
+"#;
+
+#[test]
+fn full_config_parses_and_round_trips() {
+    let c = parse(GOOD).unwrap();
+    assert_eq!(
+        (c.seed, c.epochs, c.batch_size, c.data.validation),
+        (3, 7, 64, 5000)
+    );
+    assert_eq!(c.model.kind, ModelKind::Dann);
+    assert_eq!(c.model.hidden, vec![100, 100]);
+    let rules = c.rules();
+    let wix = rules.get(ParamRole::Wix).unwrap();
+    assert_eq!(wix.update, UpdateRule::Eg);
+    // the override keeps the kind's correction
+    assert_eq!(wix.grad_scale, dales::optim::GradScale::InvSqrtNe);
+    assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    // every preset round-trips
+    for name in dales::presets::PRESETS {
+        let p = TrainConfig::preset(name).unwrap();
+        assert_eq!(parse(&p.to_toml()).unwrap(), p, "{name}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_named() {
+    let e = parse(&GOOD.replace("ei_ratio = 5", "ei_ratio = 5\nwidth = 3")).unwrap_err();
+    assert!(
+        e.contains("exp.toml") && e.contains("model") && e.contains("width"),
+        "{e}"
+    );
+    let e = parse(&GOOD.replace("seed = 3", "sed = 3")).unwrap_err();
+    assert!(e.contains("sed"), "{e}");
+    let e = parse(&GOOD.replace("update = \"eg\"", "updat = \"eg\"")).unwrap_err();
+    assert!(e.contains("optim.groups") && e.contains("updat"), "{e}");
+}
+
+#[test]
+fn wrong_types_are_named() {
+    let e = parse(&GOOD.replace("hidden = [100, 100]", "hidden = [100, \"x\"]")).unwrap_err();
+    assert!(e.contains("model.hidden[1]"), "{e}");
+    let e = parse(&GOOD.replace("lr = 0.05", "lr = \"fast\"")).unwrap_err();
+    assert!(e.contains("optim.lr"), "{e}");
+    let e = parse(&GOOD.replace("kind = \"dann\"", "kind = \"resnet\"")).unwrap_err();
+    assert!(e.contains("model.kind") && e.contains("resnet"), "{e}");
+}
+
+#[test]
+fn out_of_range_values_are_named() {
+    for (from, to, key) in [
+        ("lr = 0.05", "lr = -0.1", "optim.lr"),
+        ("epochs = 7", "epochs = 0", "epochs"),
+        ("batch_size = 64", "batch_size = 0", "batch_size"),
+        (
+            "hidden = [100, 100]",
+            "hidden = [100, 0]",
+            "model.hidden[1]",
+        ),
+        ("momentum = 0.9", "momentum = 1.5", "optim.momentum"),
+        ("ei_ratio = 5", "ei_ratio = 0", "model.ei_ratio"),
+        ("max_norm = 1.5", "max_norm = nan", "optim.clip.max_norm"),
+        ("momentum = 0.9", "beta1 = 0.9", "optim.beta1"),
+        ("momentum = 0.9", "momentum = \"x\"", "optim.momentum"),
+        ("momentum = 0.9", "momentun = 0.9", "optim.momentun"),
+        ("method = \"sgd\"", "method = \"rmsprop\"", "optim.method"),
+        (
+            "[optim.groups.wix]",
+            "[optim.groups.weight]",
+            "optim.groups.weight",
+        ),
+    ] {
+        let e = parse(&GOOD.replace(from, to)).unwrap_err();
+        assert!(e.contains(key), "{to}: {e}");
+    }
+}
+
+/// The optimiser's method defaults to SGD, and its settings to PyTorch's defaults.
+#[test]
+fn method_settings_default_per_method() {
+    use dales::optim::Method;
+    let c = parse(
+        &GOOD
+            .replace("method = \"sgd\"\n", "")
+            .replace("momentum = 0.9\n", ""),
+    )
+    .unwrap();
+    assert_eq!(c.optim.method, Method::SGD);
+    let c = parse(
+        &GOOD
+            .replace("method = \"sgd\"", "method = \"adam\"")
+            .replace("momentum = 0.9", "beta2 = 0.99"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.optim.method,
+        Method::Adam {
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8
+        }
+    );
+    assert_eq!(parse(&c.to_toml()).unwrap(), c);
+}
+
+/// The adaptation paper's loader visits the training set in the same order every epoch; its
+/// presets do too, the feed-forward presets reshuffle every epoch.
+#[test]
+fn presets_choose_the_papers_batch_order() {
+    for name in ["arun", "rnn-relu-small", "copy-gru", "copy-arun-small"] {
+        assert!(
+            !TrainConfig::sequence_preset(name).unwrap().data.shuffle,
+            "{name}"
+        );
+    }
+    for name in dales::presets::PRESETS {
+        assert!(TrainConfig::preset(name).unwrap().data.shuffle, "{name}");
+    }
+    // A config without the key reshuffles, as every run made before the key existed did.
+    assert!(parse(GOOD).unwrap().data.shuffle);
+}
+
+/// The reproductions' definition files (`configs/reproduce/`) parse and name real presets.
+#[test]
+fn reproductions_parse() {
+    for name in dales::reproduce::names() {
+        let e = dales::reproduce::Experiment::named(name).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!e.presets.is_empty(), "{name}");
+    }
+    let e = dales::reproduce::Experiment::named("dann2021").unwrap();
+    assert_eq!(
+        e.presets,
+        ["mlp", "layernorm", "columnei", "dann", "dann-nocorr"]
+    );
+    assert_eq!((e.seeds, e.epochs), (3, Some(50)));
+}
+
+#[test]
+fn unknown_preset_lists_the_presets() {
+    let e = TrainConfig::preset("resnet").unwrap_err().to_string();
+    assert!(e.contains("resnet") && e.contains("dann-nocorr"), "{e}");
+}
+
+/// Every example config shipped in `configs/` is valid.
+#[test]
+fn shipped_configs_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !name.ends_with(".toml") {
+            continue;
+        }
+        if name.starts_with("seq_") {
+            TrainConfig::<SeqConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        } else {
+            TrainConfig::<MlpConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "no configs found in {}", dir.display());
+    let preset = TrainConfig::preset("dann").unwrap();
+    let file = TrainConfig::from_file(&dir.join("dann_fashion.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/dann_fashion.toml must equal the dann preset"
+    );
+    let preset = TrainConfig::sequence_preset("arun-small").unwrap();
+    let file = TrainConfig::from_file(&dir.join("seq_arun_small.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/seq_arun_small.toml must equal the arun-small preset"
+    );
+    let preset = TrainConfig::sequence_preset("copy-rnn-relu-small").unwrap();
+    let file = TrainConfig::from_file(&dir.join("seq_copy_small.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/seq_copy_small.toml must equal the copy-rnn-relu-small preset"
+    );
+}

@@ -1,0 +1,201 @@
+//! Training runs: bit-identical resume, divergence handling, run directory contents.
+
+use std::path::Path;
+
+use dales::config::TrainConfig;
+use dales::nn::{MlpConfig, ModelKind};
+use dales::optim::Method;
+use dales::run::{Dataset, Outcome, Trainer, files, read_metrics};
+
+use crate::common::{temp_dir, write_idx_dataset};
+
+/// SGD with momentum 0.9.
+const MOMENTUM: Method = Method::Sgd {
+    momentum: 0.9,
+    dampening: 0.0,
+    nesterov: false,
+};
+
+fn config(kind: ModelKind, data: &Path, method: Method) -> TrainConfig {
+    let mut c = TrainConfig::paper(kind);
+    c.model.n_in = 36;
+    c.model.hidden = vec![20, 12];
+    c.model.ni = Some(3);
+    c.model.n_out = 4;
+    c.epochs = 3;
+    c.batch_size = 8;
+    c.data.dir = Some(data.to_path_buf());
+    c.optim.method = method;
+    if method == Method::ADAM {
+        c.optim.lr = 2e-2;
+    }
+    c.optim.lr *= 0.5;
+    c
+}
+
+fn read(dir: &Path, name: &str) -> Vec<u8> {
+    std::fs::read(dir.join(name)).unwrap()
+}
+
+/// On the CPU, a run interrupted mid-epoch and resumed ends bit-identical to an uninterrupted
+/// one: same checkpoint bytes, same metrics (wall-clock seconds aside).
+#[test]
+fn resumed_run_is_bit_identical() {
+    let data = temp_dir("resume-data");
+    write_idx_dataset(&data, 80, 24, 6, 4, 1);
+    for (kind, method) in [
+        (ModelKind::Dann, MOMENTUM),
+        (ModelKind::ColumnEi, Method::ADAM),
+    ] {
+        let c = config(kind, &data, method);
+        let a = temp_dir(&format!("resume-a-{kind}"));
+        let mut t = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &a).unwrap();
+        assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
+
+        let b = temp_dir(&format!("resume-b-{kind}"));
+        let mut t = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &b).unwrap();
+        // 10 batches per epoch: stop in the middle of epoch 2, then again at an epoch boundary.
+        assert_eq!(
+            t.run(&mut |_| {}, &|step| step == 13).unwrap(),
+            Outcome::Interrupted
+        );
+        drop(t);
+        let mut t = Trainer::<MlpConfig>::resume(&b, None, None).unwrap();
+        assert_eq!(
+            t.run(&mut |_| {}, &|step| step == 20).unwrap(),
+            Outcome::Interrupted
+        );
+        drop(t);
+        let mut t = Trainer::<MlpConfig>::resume(&b, None, None).unwrap();
+        assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
+
+        assert!(
+            read(&a, files::CHECKPOINT) == read(&b, files::CHECKPOINT),
+            "{kind}: checkpoints differ"
+        );
+        let (ma, mb) = (
+            read_metrics(&a.join(files::METRICS)).unwrap(),
+            read_metrics(&b.join(files::METRICS)).unwrap(),
+        );
+        assert_eq!(ma.len(), 3);
+        for (x, y) in ma.iter().zip(&mb) {
+            assert_eq!(
+                (
+                    x.epoch,
+                    x.step,
+                    x.train_loss,
+                    x.train_error,
+                    x.test_loss,
+                    x.test_error
+                ),
+                (
+                    y.epoch,
+                    y.step,
+                    y.train_loss,
+                    y.train_error,
+                    y.test_loss,
+                    y.test_error
+                ),
+                "{kind}"
+            );
+        }
+        // and the run learned something on this easy task
+        assert!(
+            ma[2].test_error < 50.0,
+            "{kind}: test error {}",
+            ma[2].test_error
+        );
+    }
+}
+
+/// A non-finite loss stops the run with a clear error and leaves the last good state in place.
+#[test]
+fn divergence_keeps_the_last_good_checkpoint() {
+    let data = temp_dir("nan-data");
+    write_idx_dataset(&data, 80, 24, 6, 4, 2);
+    let mut c = config(ModelKind::Mlp, &data, MOMENTUM);
+    c.epochs = 1;
+    let dir = temp_dir("nan-run");
+    let mut t = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir).unwrap();
+    t.run(&mut |_| {}, &|_| false).unwrap();
+    let good = read(&dir, files::CHECKPOINT);
+    let good_resume = read(&dir, files::RESUME);
+    // Continue for another epoch with an absurd learning rate.
+    let mut cfg = TrainConfig::<MlpConfig>::from_file(&dir.join(files::CONFIG)).unwrap();
+    cfg.optim.lr = 1e30;
+    std::fs::write(dir.join(files::CONFIG), cfg.to_toml()).unwrap();
+    let mut t = Trainer::<MlpConfig>::resume(&dir, None, Some(2)).unwrap();
+    let err = t.run(&mut |_| {}, &|_| false).unwrap_err().to_string();
+    assert!(
+        err.contains("diverged") && err.contains("epoch 2") && err.contains("last good checkpoint"),
+        "{err}"
+    );
+    assert!(read(&dir, files::CHECKPOINT) == good);
+    assert!(read(&dir, files::RESUME) == good_resume);
+}
+
+#[test]
+fn run_directory_holds_everything() {
+    let data = temp_dir("dir-data");
+    write_idx_dataset(&data, 40, 16, 6, 4, 3);
+    let mut c = config(ModelKind::Dann, &data, MOMENTUM);
+    c.epochs = 2;
+    let dir = temp_dir("dir-run");
+    let mut t = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir).unwrap();
+    t.run(&mut |_| {}, &|_| false).unwrap();
+    for f in [
+        files::CONFIG,
+        files::RULES,
+        files::CHECKPOINT,
+        files::RESUME,
+        files::METRICS,
+        files::SUMMARY,
+    ] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    // The resolved config reads back to the same settings, with the pixel mean measured on the
+    // training images filled in.
+    let resolved = TrainConfig::<MlpConfig>::from_file(&dir.join(files::CONFIG)).unwrap();
+    let mean = Dataset::load(&c).unwrap().pixel_mean.unwrap();
+    assert!((mean - 0.2).abs() < 0.2, "synthetic pixel mean {mean}");
+    assert_eq!(resolved.model.pixel_mean, Some(mean));
+    assert_eq!(
+        TrainConfig {
+            model: dales::nn::MlpConfig {
+                pixel_mean: None,
+                ..resolved.model
+            },
+            ..resolved
+        },
+        c
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&read(&dir, files::SUMMARY)).unwrap();
+    assert_eq!(summary["finished"], true);
+    assert_eq!(summary["epochs_done"], 2);
+    assert_eq!(summary["seed"], 1);
+    assert!(summary["dales_version"].is_string());
+    // The checkpoint is a plain dales-ff/1 model.
+    let (_, kind) =
+        dales::checkpoint::load_mlp(&dir.join(files::CHECKPOINT), &dales::device::cpu()).unwrap();
+    assert_eq!(kind, ModelKind::Dann);
+    // A second run into the same directory is refused.
+    let err = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("--resume"), "{err}");
+}
+
+#[test]
+fn dataset_and_model_must_agree() {
+    let data = temp_dir("agree-data");
+    write_idx_dataset(&data, 20, 8, 6, 4, 4);
+    let mut c = config(ModelKind::Mlp, &data, MOMENTUM);
+    c.model.n_in = 784;
+    let err = Dataset::load(&c).unwrap_err().to_string();
+    assert!(err.contains("model.n_in") && err.contains("36"), "{err}");
+    let mut c = config(ModelKind::Mlp, &data, MOMENTUM);
+    c.model.n_out = 3;
+    let err = Dataset::load(&c).unwrap_err().to_string();
+    assert!(err.contains("model.n_out") && err.contains('4'), "{err}");
+}
