@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::io::write_atomic;
 use crate::report::{markdown_table, mean_sd};
 use crate::run::{AnyConfig, EpochRecord, Overrides, RunDir, Summary};
 
@@ -305,4 +306,26 @@ pub fn errors_table(results: &[ModelResult]) -> String {
         "s/run",
     ];
     markdown_table(&header, &rows)
+}
+
+/// Write the [`Report::Errors`] report of reproduction `name` into `out`: `results.md` (a
+/// caption and [`errors_table`]) and `results.json`; returns the rows.
+pub fn write_errors(
+    out: &Path,
+    name: &str,
+    experiment: &Experiment,
+    jobs: &[Job],
+) -> Result<Vec<ModelResult>> {
+    let results = error_results(jobs)?;
+    let epochs = jobs.iter().map(|j| j.config.epochs()).max().unwrap_or(0);
+    let md = format!(
+        "# dales reproduce {name}\n\n{}, {epochs} epochs; test error after the last epoch, mean \
+         ± sd over seeds.\n\n{}",
+        experiment.description,
+        errors_table(&results)
+    );
+    write_atomic(&out.join("results.md"), md.as_bytes())?;
+    let json = serde_json::to_string_pretty(&results).expect("results serialise");
+    write_atomic(&out.join("results.json"), json.as_bytes())?;
+    Ok(results)
 }

@@ -1,6 +1,5 @@
 //! `dales reproduce`: one command per paper comparison.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -8,7 +7,7 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use dales::config::TrainConfig;
 use dales::learner::ModelSpec;
-use dales::reproduce::{Experiment, Job, Options, Report, error_results, errors_table};
+use dales::reproduce::{Experiment, Job, Options, Report, errors_table, write_errors};
 use dales::robustness::Sweep;
 use dales::run::{AnyConfig, Dataset, Outcome, RunDir, Trainer};
 use indicatif::MultiProgress;
@@ -143,22 +142,8 @@ fn run_one<M: ModelSpec>(
 
 /// results.md, results.json and the mean curves of the finished runs.
 fn errors_report(name: &str, experiment: &Experiment, jobs: &[Job], out: &Path) -> Result<()> {
-    let results = error_results(jobs)?;
-    let table = errors_table(&results);
-    println!("{table}");
-    let epochs = jobs.iter().map(|j| j.config.epochs()).max().unwrap_or(0);
-    let mut md = format!("# dales reproduce {name}\n\n");
-    let _ = writeln!(
-        md,
-        "{}, {epochs} epochs; test error after the last epoch, mean ± sd over seeds.\n",
-        experiment.description
-    );
-    md += &table;
-    dales::io::write_atomic(&out.join("results.md"), md.as_bytes())?;
-    dales::io::write_atomic(
-        &out.join("results.json"),
-        serde_json::to_string_pretty(&results)?.as_bytes(),
-    )?;
+    let results = write_errors(out, name, experiment, jobs)?;
+    println!("{}", errors_table(&results));
     let series = results
         .iter()
         .map(|r| Series {

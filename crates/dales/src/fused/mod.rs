@@ -35,6 +35,7 @@ use std::cell::Cell;
 
 pub use cpu::gamma::{
     Broadcast, Real, floored_partials, floored_value, gamma_partials, gamma_value,
+    parts as gamma_parts,
 };
 pub use cpu::gemm;
 pub use ops::{

@@ -296,56 +296,47 @@ impl Drive {
         steps: usize,
         device: &Device,
     ) -> Vec<Option<Tensor<2>>> {
-        let batch = examples.len();
-        match *self {
-            Drive::Step { .. } => (0..steps)
-                .map(|t| {
-                    self.value_at(t)
-                        .map(|v| Tensor::full([batch, hidden], v as f32, device))
-                })
-                .collect(),
+        let (mean, std, position, length, seed) = match *self {
+            Drive::Step { .. } => {
+                return (0..steps)
+                    .map(|t| {
+                        let v = self.value_at(t)?;
+                        Some(Tensor::full([examples.len(), hidden], v as f32, device))
+                    })
+                    .collect();
+            }
             Drive::Noise {
                 std,
                 position,
                 length,
                 seed,
-            } => gaussian(
-                0.0,
-                std,
-                position..position + length,
-                seed,
-                examples,
-                hidden,
-                steps,
-                device,
-            ),
+            } => (0.0, std, position, length, seed),
             Drive::Normal {
                 mean,
                 cov,
                 position,
                 length,
                 seed,
-            } => gaussian(
-                mean,
-                cov.sqrt(),
-                position..position + length,
-                seed,
-                examples,
-                hidden,
-                steps,
-                device,
-            ),
-        }
+            } => (mean, cov.sqrt(), position, length, seed),
+        };
+        let law = Normal::new(mean, std).expect("validated mean and std");
+        gaussian(
+            law,
+            position..position + length,
+            seed,
+            examples,
+            hidden,
+            steps,
+            device,
+        )
     }
 }
 
-/// Fresh `N(mean, std²)` samples for `hidden` neurons at every step in `window` (`None`
-/// elsewhere), one row per sequence of `examples`: sequence `i` draws its steps in order from
-/// ChaCha8 seeded with `seed` on stream `i`.
-#[allow(clippy::too_many_arguments)]
+/// Fresh samples of `law` for `hidden` neurons at every step in `window` (`None` elsewhere),
+/// one row per sequence of `examples`: sequence `i` draws its steps in order from ChaCha8
+/// seeded with `seed` on stream `i`.
 fn gaussian(
-    mean: f64,
-    std: f64,
+    law: Normal<f64>,
     window: std::ops::Range<usize>,
     seed: u64,
     examples: &[usize],
@@ -353,7 +344,6 @@ fn gaussian(
     steps: usize,
     device: &Device,
 ) -> Vec<Option<Tensor<2>>> {
-    let law = Normal::new(mean, std).expect("validated mean and std");
     let window = window.start.min(steps)..window.end.min(steps);
     let per_sequence = window.len() * hidden;
     let draws: Vec<Vec<f32>> = examples

@@ -145,7 +145,7 @@ fn pointwise_bwd<F: Float>(
 }
 
 /// The nonlinearity of a recurrent cell on the GPU, `h_t = φ_t(a_t)` over `a_t (B, H)`.
-pub(super) trait Cell {
+pub(crate) trait Cell {
     /// `h_t` at step `t` (1-based, in order `1..=T`); with `save`, keep what the backward
     /// needs.
     fn forward(&mut self, t: usize, a: &CubeTensor, save: bool) -> CubeTensor;
