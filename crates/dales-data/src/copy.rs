@@ -203,6 +203,7 @@ impl Task for CopyTask {
             inputs,
             targets,
             mask: vec![true; idx.len() * steps],
+            values: Vec::new(),
         }
     }
 }

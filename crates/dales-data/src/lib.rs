@@ -27,11 +27,13 @@
 //! # }
 //! ```
 
+pub mod adding;
 pub mod batch;
 pub mod copy;
 mod error;
 mod idx;
 mod mnist;
+pub mod rows;
 pub mod sequence;
 pub mod synthetic;
 pub mod task;

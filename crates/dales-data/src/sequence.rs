@@ -21,7 +21,7 @@
 use crate::Split;
 use crate::batch::{permutation, rng_for};
 use crate::error::DataError;
-use crate::task::{Batch, Task, labels};
+use crate::task::{Batch, Task, last_step_labels};
 
 /// ChaCha8 stream of the pixel permutation (see [`crate::batch`]): distinct from the
 /// validation split's and every epoch order's.
@@ -144,12 +144,7 @@ impl Task for PixelSequences {
             self.spec
                 .append(self.split.image(i), rows, cols, &self.order, &mut inputs);
         }
-        let mut targets = vec![0; idx.len() * steps];
-        let mut mask = vec![false; idx.len() * steps];
-        for (b, label) in labels(&self.split, idx).into_iter().enumerate() {
-            targets[(b + 1) * steps - 1] = label;
-            mask[(b + 1) * steps - 1] = true;
-        }
+        let (targets, mask) = last_step_labels(&self.split, idx, steps);
         Batch {
             size: idx.len(),
             steps,
@@ -157,6 +152,7 @@ impl Task for PixelSequences {
             inputs,
             targets,
             mask,
+            values: Vec::new(),
         }
     }
 }

@@ -6,7 +6,9 @@
 //!   target.
 //! - [`crate::sequence::PixelSequences`]: each image read one pixel per step, scored at the
 //!   last step.
+//! - [`crate::rows::RowSequences`]: each image read one row per step, scored at the last step.
 //! - [`crate::copy::CopyTask`]: symbol sequences to replay after a delay, scored at every step.
+//! - [`crate::adding::AddingTask`]: the adding problem, a real-valued target at the last step.
 //!
 //! ```
 //! use dales_data::Split;
@@ -40,6 +42,9 @@ pub struct Batch {
     pub targets: Vec<usize>,
     /// Whether a step is scored, `(B, T)` row-major.
     pub mask: Vec<bool>,
+    /// The real-valued targets of a regression task, `(B, T, k)` row-major (empty for
+    /// classification).
+    pub values: Vec<f32>,
 }
 
 impl Batch {
@@ -48,6 +53,15 @@ impl Batch {
         let start = (b * self.steps + t) * self.width;
         &self.inputs[start..start + self.width]
     }
+}
+
+/// What a task asks of a model's output at a scored step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One of `n` classes: cross-entropy loss, error rate.
+    Classes(usize),
+    /// `n` real values: mean squared error.
+    Values(usize),
 }
 
 /// A supervised task over a fixed set of examples.
@@ -66,8 +80,13 @@ pub trait Task: Send + Sync + Debug {
     /// Inputs per step.
     fn width(&self) -> usize;
 
-    /// Target classes (targets are in `0..classes()`).
+    /// Target classes (targets are in `0..classes()`; 0 for a regression task).
     fn classes(&self) -> usize;
+
+    /// Classes or real values.
+    fn target(&self) -> Target {
+        Target::Classes(self.classes())
+    }
 
     /// The examples `idx`, in that order.
     ///
@@ -122,8 +141,25 @@ impl Task for Images {
             inputs,
             targets: labels(&self.split, idx),
             mask: vec![true; idx.len()],
+            values: Vec::new(),
         }
     }
+}
+
+/// Targets and mask of examples `idx` of `steps` steps each that are scored at their last
+/// step only, by their label.
+pub(crate) fn last_step_labels(
+    split: &Split,
+    idx: &[usize],
+    steps: usize,
+) -> (Vec<usize>, Vec<bool>) {
+    let mut targets = vec![0; idx.len() * steps];
+    let mut mask = vec![false; idx.len() * steps];
+    for (b, label) in labels(split, idx).into_iter().enumerate() {
+        targets[(b + 1) * steps - 1] = label;
+        mask[(b + 1) * steps - 1] = true;
+    }
+    (targets, mask)
 }
 
 /// The labels of `split`'s examples `idx` as classes.

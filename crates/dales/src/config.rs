@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::learner::ModelSpec;
 use crate::nn::{MlpConfig, ParamRole};
 use crate::optim::{
-    Clip, GradScale, GroupRule, Method, Plateau, Projection, RuleTable, UpdateRule,
+    Clip, GradScale, GroupRule, Method, Plateau, Projection, RuleTable, StepDecay, UpdateRule,
 };
 
 /// Everything a training run needs; `M` is the `[model]` section ([`MlpConfig`] for the
@@ -78,6 +78,9 @@ fn default_device() -> DeviceChoice {
 }
 
 /// Where the data come from, in which order they are visited, and what is evaluated.
+///
+/// `eval_every = N` also evaluates every `N` updates (the spectral paper's learning curves:
+/// every 100), into `evaluations.csv`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
@@ -92,6 +95,9 @@ pub struct DataConfig {
     /// `shuffle=False`).
     #[serde(default = "default_shuffle")]
     pub shuffle: bool,
+    /// Also evaluate every this many updates (absent: after every epoch only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_every: Option<u64>,
 }
 
 fn default_shuffle() -> bool {
@@ -104,6 +110,7 @@ impl Default for DataConfig {
             dir: None,
             validation: 0,
             shuffle: default_shuffle(),
+            eval_every: None,
         }
     }
 }
@@ -125,6 +132,9 @@ pub struct OptimConfig {
     /// Divide the learning rate when the evaluation loss stops improving (absent: constant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plateau: Option<Plateau>,
+    /// Multiply the learning rate by a factor every so many updates (absent: constant).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decay: Option<StepDecay>,
 }
 
 impl OptimConfig {
@@ -137,6 +147,7 @@ impl OptimConfig {
             clip: Clip::NONE,
             groups: BTreeMap::new(),
             plateau: None,
+            decay: None,
         }
     }
 }
@@ -196,10 +207,16 @@ impl<M: ModelSpec> TrainConfig<M> {
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", 0, "at least 1"));
         }
+        if self.data.eval_every == Some(0) {
+            return Err(Error::config("data.eval_every", 0, "at least 1 update"));
+        }
         self.model.validate()?;
         self.optim.method.validate()?;
         if let Some(p) = &self.optim.plateau {
             p.validate()?;
+        }
+        if let Some(d) = &self.optim.decay {
+            d.validate()?;
         }
         let lr = self.optim.lr;
         if !(lr.is_finite() && lr > 0.0) {

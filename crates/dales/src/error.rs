@@ -63,6 +63,9 @@ pub enum Error {
         /// The loss value.
         loss: f32,
     },
+    /// A numerical routine (an eigen- or singular-value decomposition) failed on its input.
+    #[error("numerical error: {0}")]
+    Numeric(String),
     /// A checkpoint does not match the model it is loaded into.
     #[error("checkpoint {}: {reason}", path.display())]
     Checkpoint {

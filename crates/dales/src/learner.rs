@@ -49,17 +49,27 @@ impl Readout {
             inputs,
             targets,
             mask,
+            values,
         } = batch;
         let inputs = tensor(inputs, [size, steps, width], device);
         let targets = match self {
             Readout::Every => Targets {
                 classes: targets,
                 scored: mask,
+                values,
             },
-            Readout::Last => Targets {
-                classes: last_steps(&targets, size, steps),
-                scored: last_steps(&mask, size, steps),
-            },
+            Readout::Last => {
+                let k = values.len() / (size * steps).max(1);
+                let values = (0..size)
+                    .flat_map(|b| values[((b + 1) * steps - 1) * k..(b + 1) * steps * k].iter())
+                    .copied()
+                    .collect();
+                Targets {
+                    classes: last_steps(&targets, size, steps),
+                    scored: last_steps(&mask, size, steps),
+                    values,
+                }
+            }
         };
         (inputs, targets)
     }
@@ -97,6 +107,12 @@ pub trait Learner: Parameterised + Clone + Send + Sync {
 
     /// A copy without autodiff, for evaluation.
     fn inference(&self) -> Self;
+
+    /// Named scalars that describe the model's state, logged with every epoch's metrics (the
+    /// spectral entropy of recurrent matrices); none by default.
+    fn probes(&self) -> Vec<(String, f64)> {
+        Vec::new()
+    }
 
     /// The device the parameters live on.
     fn device(&self) -> Device {
@@ -213,7 +229,7 @@ impl ModelSpec for MlpConfig {
     }
 }
 
-fn check_classes(n_out: usize, n_classes: usize) -> Result<()> {
+pub(crate) fn check_classes(n_out: usize, n_classes: usize) -> Result<()> {
     if n_classes > n_out {
         return Err(Error::config(
             "model.n_out",

@@ -24,13 +24,14 @@
 //!
 //! - [`nn`]: layers ([`nn::DannDense`], [`nn::ColumnEiDense`], …), initialisations, models;
 //!   the recurrent models of the adaptation paper ([`nn::rnn`], [`nn::arun`], [`nn::seq`]) on
-//!   one recurrent core ([`nn::recurrent`]).
+//!   one recurrent core ([`nn::recurrent`]); the recurrent E/I networks of the spectral paper
+//!   ([`nn::recurrent_net`]: standard, DANN and ColEI cells, [`nn::spectrum`]).
 //! - [`optim`]: parameter groups, update rules, the [`optim::Optimizer`].
 //! - [`run`]: training runs for any [`learner::ModelSpec`] (feed-forward or sequence models).
 //! - [`robustness`]: input transforms and external drives (spec C4); [`analysis`]: Lyapunov
 //!   exponents, Jacobian norms, fractional differentiation, adaptation index (spec C5).
 //! - [`checkpoint`]: the `dales-ff/1` safetensors format (sequence models: `dales-seq/1`,
-//!   [`learner::load_seq`]).
+//!   [`learner::load_seq`]; recurrent E/I networks: `dales-rnn/1`, [`recurrent_run`]).
 
 pub mod analysis;
 pub mod bench;
@@ -45,6 +46,7 @@ pub mod learner;
 pub mod nn;
 pub mod optim;
 pub mod presets;
+pub mod recurrent_run;
 pub mod report;
 pub mod reproduce;
 pub mod robustness;

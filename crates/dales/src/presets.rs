@@ -7,9 +7,10 @@ use crate::config::{
 };
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::nn::recurrent_net::{CellKind, RecurrentConfig};
 use crate::nn::seq::{SeqConfig, SeqKind};
 use crate::nn::{MlpConfig, ModelKind};
-use crate::optim::{Method, Plateau};
+use crate::optim::{Clip, ClipScope, Method, Plateau, StepDecay};
 use crate::run::AnyConfig;
 
 /// The paper's learning rates (spec A5; the LayerNorm value comes from the reference's sweep,
@@ -96,9 +97,9 @@ impl TrainConfig<SeqConfig> {
             batch_size: 100,
             device: DeviceChoice::Cpu,
             data: DataConfig {
-                dir: None,
                 validation: 10_000,
                 shuffle: false,
+                ..DataConfig::default()
             },
             model: SeqConfig::paper(kind),
             optim: OptimConfig {
@@ -133,9 +134,8 @@ impl TrainConfig<SeqConfig> {
             epochs: 100,
             batch_size: 10,
             data: DataConfig {
-                dir: None,
-                validation: 0,
                 shuffle: false,
+                ..DataConfig::default()
             },
             model: SeqConfig::copy_paper(kind),
             optim: OptimConfig::new(Method::ADAM, 1e-3),
@@ -187,12 +187,128 @@ impl TrainConfig<SeqConfig> {
     }
 }
 
+/// Names accepted by [`TrainConfig::recurrent_preset`]: the spectral paper's row-sequential
+/// networks, one layer (`rowseq-*`) and three (`rowseq3-*`), and its adding problem.
+pub const RECURRENT_PRESETS: [&str; 9] = [
+    "rowseq-rnn",
+    "rowseq-dann",
+    "rowseq-colei",
+    "rowseq3-rnn",
+    "rowseq3-dann",
+    "rowseq3-colei",
+    "adding-rnn",
+    "adding-dann",
+    "adding-colei",
+];
+
+/// The clipping of the spectral paper's ColEI runs at `max_norm` (spec B3): per tensor, with
+/// its ε of 1e-12.
+pub fn colei_clip(max_norm: f64) -> Clip {
+    Clip {
+        scope: ClipScope::Tensor,
+        max_norm,
+        eps: 1e-12,
+    }
+}
+
+impl TrainConfig<RecurrentConfig> {
+    /// The spectral paper's row-sequential setting (spec B4) for `cell` with `layers`
+    /// recurrent layers of 100: 28 steps of 28 pixels, batch 32, plain SGD at 0.01, no
+    /// clipping except ColEI's (10 per tensor), 30 epochs, the training order reshuffled every
+    /// epoch, evaluated on the test set.
+    pub fn rowseq(cell: CellKind, layers: usize) -> Self {
+        let clip = match cell {
+            CellKind::Colei => colei_clip(10.0),
+            CellKind::Rnn | CellKind::Dann => Clip::NONE,
+        };
+        TrainConfig {
+            seed: default_seed(),
+            epochs: 30,
+            batch_size: default_batch(),
+            device: DeviceChoice::Cpu,
+            data: DataConfig::default(),
+            model: RecurrentConfig {
+                hidden: vec![100; layers],
+                ..RecurrentConfig::paper(cell)
+            },
+            optim: OptimConfig {
+                clip,
+                ..OptimConfig::new(Method::SGD, 0.01)
+            },
+        }
+    }
+
+    /// The spectral paper's adding problem (spec B4) for `cell`: one layer of 10 units,
+    /// length 20, batch 64, SGD at 0.1 decayed × 0.99 every 20 updates, clipping ColEI 7 per
+    /// tensor, DANN 3 per layer, the standard RNN none; 100 epochs of 10,000 generated
+    /// sequences, evaluated every 20 updates on 1,000 others.
+    pub fn adding(cell: CellKind) -> Self {
+        let clip = match cell {
+            CellKind::Colei => colei_clip(7.0),
+            CellKind::Dann => Clip {
+                scope: ClipScope::Layer,
+                max_norm: 3.0,
+                eps: 1e-12,
+            },
+            CellKind::Rnn => Clip::NONE,
+        };
+        TrainConfig {
+            seed: default_seed(),
+            epochs: 100,
+            batch_size: 64,
+            device: DeviceChoice::Cpu,
+            data: DataConfig {
+                eval_every: Some(20),
+                ..DataConfig::default()
+            },
+            model: RecurrentConfig::adding_paper(cell),
+            optim: OptimConfig {
+                clip,
+                decay: Some(StepDecay {
+                    factor: 0.99,
+                    every: 20,
+                }),
+                ..OptimConfig::new(Method::SGD, 0.1)
+            },
+        }
+    }
+
+    /// A preset by name (see [`RECURRENT_PRESETS`]).
+    pub fn recurrent_preset(name: &str) -> Result<Self> {
+        let unknown = || {
+            Error::config(
+                "preset",
+                format!("{name:?}"),
+                format!("one of {}", RECURRENT_PRESETS.join(", ")),
+            )
+        };
+        let cell = |c: &str| {
+            CellKind::ALL
+                .into_iter()
+                .find(|k| k.name() == c)
+                .ok_or_else(unknown)
+        };
+        if let Some(c) = name.strip_prefix("rowseq3-") {
+            Ok(TrainConfig::rowseq(cell(c)?, 3))
+        } else if let Some(c) = name.strip_prefix("rowseq-") {
+            Ok(TrainConfig::rowseq(cell(c)?, 1))
+        } else if let Some(c) = name.strip_prefix("adding-") {
+            Ok(TrainConfig::adding(cell(c)?))
+        } else {
+            Err(unknown())
+        }
+    }
+}
+
 impl AnyConfig {
-    /// A preset of either family by name: one of [`PRESETS`], one of [`SEQ_PRESETS`], or
-    /// `copy-MODEL[-small]`.
+    /// A preset of any family by name: one of [`PRESETS`], [`SEQ_PRESETS`] or
+    /// [`RECURRENT_PRESETS`], or `copy-MODEL[-small]`.
     pub fn preset(name: &str) -> Result<AnyConfig> {
         if let Ok(c) = TrainConfig::preset(name) {
             return Ok(AnyConfig::FeedForward(c));
+        }
+        if let Ok(c) = TrainConfig::recurrent_preset(name) {
+            return Ok(AnyConfig::Recurrent(c));
         }
         TrainConfig::sequence_preset(name)
             .map(AnyConfig::Sequence)
@@ -201,10 +317,11 @@ impl AnyConfig {
                     "preset",
                     format!("{name:?}"),
                     format!(
-                        "one of {}, {}, or copy-MODEL[-small] with MODEL a sequence model (the \
-                         copy task)",
+                        "one of {}, {}, {}, or copy-MODEL[-small] with MODEL a sequence model \
+                         (the copy task)",
                         PRESETS.join(", "),
-                        SEQ_PRESETS.join(", ")
+                        SEQ_PRESETS.join(", "),
+                        RECURRENT_PRESETS.join(", ")
                     ),
                 )
             })

@@ -1,5 +1,6 @@
-//! One training step — forward, cross-entropy, backward, the optimiser's update — written
-//! once, for a run ([`crate::run::Trainer`]) and for the benchmark ([`crate::bench`]).
+//! One training step — forward, loss (cross-entropy, or the mean squared error of a
+//! regression task), backward, the optimiser's update — written once, for a run
+//! ([`crate::run::Trainer`]) and for the benchmark ([`crate::bench`]).
 
 use std::time::Instant;
 
@@ -10,20 +11,32 @@ use crate::host::host_f64;
 use crate::nn::Parameterised;
 use crate::optim::Optimizer;
 
-/// The target class of every row of a model's logits, and whether the row is scored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The target of every row of a model's outputs — a class, or real values for a regression
+/// task — and whether the row is scored.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Targets {
-    /// One class per row.
+    /// One class per row (unused for regression).
     pub classes: Vec<usize>,
     /// Whether a row counts in the loss and the error.
     pub scored: Vec<bool>,
+    /// Regression targets, `k` per row, row-major; empty for classification.
+    pub values: Vec<f32>,
 }
 
 impl Targets {
-    /// Every row scored.
+    /// Every row scored, one class each.
     pub fn all(classes: Vec<usize>) -> Self {
         let scored = vec![true; classes.len()];
-        Targets { classes, scored }
+        Targets {
+            classes,
+            scored,
+            values: Vec::new(),
+        }
+    }
+
+    /// Whether the targets are real values (the loss is the mean squared error).
+    pub fn is_regression(&self) -> bool {
+        !self.values.is_empty()
     }
 
     /// Rows scored.
@@ -67,6 +80,38 @@ pub fn scored_cross_entropy(logits: Tensor<2>, labels: &[usize], scored: &[bool]
     -(log_softmax(logits, 1) * target).sum() / n as f64
 }
 
+/// Mean squared error of `outputs (R, k)` against `values (R·k)` over the rows `scored` marks
+/// (the mean over those rows and the `k` outputs, as PyTorch's `MSELoss`).
+///
+/// # Panics
+/// If the lengths disagree or no row is scored.
+pub fn scored_mse(outputs: Tensor<2>, values: &[f32], scored: &[bool]) -> Tensor<1> {
+    let [rows, k] = outputs.dims();
+    assert_eq!(values.len(), rows * k, "k values per row");
+    assert_eq!(scored.len(), rows, "one mask entry per row");
+    let n = scored.iter().filter(|&&s| s).count();
+    assert!(n > 0, "no scored row");
+    let device = outputs.device();
+    let dtype = outputs.dtype();
+    let target = Tensor::<2>::from_data(
+        TensorData::new(values.to_vec(), [rows, k]),
+        (&device, dtype),
+    );
+    let mask: Vec<f32> = scored.iter().map(|&s| f32::from(u8::from(s))).collect();
+    let mask = Tensor::<2>::from_data(TensorData::new(mask, [rows, 1]), (&device, dtype));
+    ((outputs - target) * mask).square().sum() / (n * k) as f64
+}
+
+/// The loss of `outputs` against `targets`: cross-entropy over classes, or the mean squared
+/// error of real-valued targets.
+pub fn loss(outputs: Tensor<2>, targets: &Targets) -> Tensor<1> {
+    if targets.is_regression() {
+        scored_mse(outputs, &targets.values, &targets.scored)
+    } else {
+        scored_cross_entropy(outputs, &targets.classes, &targets.scored)
+    }
+}
+
 /// Scored rows of `logits` (row-major, `classes` per row) whose largest entry is the target's.
 pub fn count_correct(logits: &[f64], classes: usize, targets: &Targets) -> usize {
     logits
@@ -89,15 +134,15 @@ pub fn count_correct(logits: &[f64], classes: usize, targets: &Targets) -> usize
 pub struct StepReport {
     /// The batch's loss before the update (no update when it is not finite).
     pub loss: f32,
-    /// Scored rows predicted right before the update.
+    /// Scored rows predicted right before the update (0 for regression).
     pub correct: usize,
     /// Milliseconds in the forward pass (with the loss), the backward pass and the update.
     pub phases_ms: [f64; 3],
 }
 
 /// One training step of `model` on rayon's workers under `settings`: `logits(model)`, the
-/// cross-entropy against `targets`, backpropagation, and `optim`'s update at `lr`. A loss that
-/// is not finite leaves the model as it was.
+/// loss against `targets` ([`loss`]), backpropagation, and `optim`'s update at `lr`. A loss
+/// that is not finite leaves the model as it was.
 pub fn step<M: Parameterised + Clone + Send>(
     model: &mut M,
     optim: &mut Optimizer,
@@ -111,8 +156,12 @@ pub fn step<M: Parameterised + Clone + Send>(
         let start = Instant::now();
         let logits = logits(model);
         let classes = logits.dims()[1];
-        let correct = count_correct(&host_f64(logits.clone()), classes, targets);
-        let loss = scored_cross_entropy(logits, &targets.classes, &targets.scored);
+        let correct = if targets.is_regression() {
+            0
+        } else {
+            count_correct(&host_f64(logits.clone()), classes, targets)
+        };
+        let loss = loss(logits, targets);
         let loss_value = loss.clone().into_scalar::<f32>();
         let forward = ms(&start);
         let (mut backward, mut update) = (0.0, 0.0);

@@ -7,8 +7,8 @@ use anyhow::{Result, bail};
 use dales::run::{AnyConfig, RunDir, evaluate, files, first_logits};
 
 /// Evaluate a run's checkpoint on the test set (loss and error), optionally writing the logits
-/// of the first 8 test images as JSON ({"logits": [[...], ...]}) for
-/// shared/reference/check_checkpoint.py --compare.
+/// of the first 8 test images as JSON ({"logits": [[...], ...]}) for the reference's
+/// check_checkpoint.py / check_rnn_checkpoint.py --compare.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// The run directory (holding checkpoint.safetensors and config.toml).
@@ -35,19 +35,34 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 task.len()
             );
             if let Some(out) = &args.logits_out {
-                let logits = first_logits(&model, task.as_ref(), 8);
-                let json = serde_json::json!({ "logits": logits, "kind": kind.name() });
-                dales::io::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
-                println!(
-                    "logits of the first {} test images: {}",
-                    logits.len(),
-                    out.display()
-                );
+                write_logits(out, first_logits(&model, task.as_ref(), 8), kind.name())?;
+            }
+        }
+        AnyConfig::Recurrent(config) => {
+            let (_, model) = run.recurrent()?;
+            let (loss, error) = evaluate(&model, task.as_ref(), 1000);
+            println!(
+                "{}: {} model, test loss {loss:.4}, test error {error:.2}% ({} sequences)",
+                ckpt.display(),
+                config.model.name(),
+                task.len()
+            );
+            for (name, nse) in model.nse() {
+                println!("{name}: {nse:.4}");
+            }
+            if let Some(out) = &args.logits_out {
+                write_logits(
+                    out,
+                    first_logits(&model, task.as_ref(), 8),
+                    config.model.cell.name(),
+                )?;
             }
         }
         AnyConfig::Sequence(config) => {
             if args.logits_out.is_some() {
-                bail!("--logits-out is for feed-forward checkpoints (the reference's format)");
+                bail!(
+                    "--logits-out is for the feed-forward and recurrent E/I checkpoints (the reference's formats)"
+                );
             }
             let (_, model) = run.sequence()?;
             let (loss, error) = evaluate(&model, task.as_ref(), 1000);
@@ -61,4 +76,16 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write `{"logits": [...], "kind": kind}` for the reference's `--compare`.
+fn write_logits(out: &std::path::Path, logits: Vec<Vec<f64>>, kind: &str) -> Result<()> {
+    let json = serde_json::json!({ "logits": logits, "kind": kind });
+    dales::io::write_atomic(out, serde_json::to_string_pretty(&json)?.as_bytes())?;
+    println!(
+        "logits of the first {} test examples: {}",
+        logits.len(),
+        out.display()
+    );
+    Ok(())
 }

@@ -109,6 +109,7 @@ fn run_queue(threads: usize, jobs: &[Job]) -> Vec<String> {
                     let result = match &job.config {
                         AnyConfig::FeedForward(c) => run_one(c, &job.dir, &multi),
                         AnyConfig::Sequence(c) => run_one(c, &job.dir, &multi),
+                        AnyConfig::Recurrent(c) => run_one(c, &job.dir, &multi),
                     };
                     if let Err(e) = result {
                         let name = format!("{} seed {}", job.config.name(), job.config.seed());

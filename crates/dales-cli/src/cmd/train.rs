@@ -8,6 +8,7 @@ use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
 use dales::learner::ModelSpec;
 use dales::nn::MlpConfig;
+use dales::nn::recurrent_net::RecurrentConfig;
 use dales::nn::seq::SeqConfig;
 use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, Trainer};
 
@@ -21,7 +22,8 @@ pub struct TrainArgs {
     /// columnei, dann, dann-nocorr, dann-subtractive. Sequential (permuted pixel sequences, the
     /// adaptation paper's psMNIST setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma,
     /// rnn-gamma-het, arun, lstm, gru; add -small for the CPU-sized variant (49 steps, H 64);
-    /// copy-MODEL[-small] for the copy task.
+    /// copy-MODEL[-small] for the copy task. Recurrent E/I (row-sequential images, the spectral
+    /// paper): rowseq-rnn, rowseq-dann, rowseq-colei, and rowseq3-… with three layers.
     #[arg(long, conflicts_with_all = ["config", "resume"])]
     pub preset: Option<String>,
     /// A TOML file with every setting of the run (see configs/).
@@ -71,6 +73,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         return match RunDir::open(dir)?.config {
             AnyConfig::FeedForward(_) => resume::<MlpConfig>(dir, &args),
             AnyConfig::Sequence(_) => resume::<SeqConfig>(dir, &args),
+            AnyConfig::Recurrent(_) => resume::<RecurrentConfig>(dir, &args),
         };
     }
     let mut config = match (&args.preset, &args.config) {
@@ -82,6 +85,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
     match config {
         AnyConfig::FeedForward(c) => start(c, &args),
         AnyConfig::Sequence(c) => start(c, &args),
+        AnyConfig::Recurrent(c) => start(c, &args),
     }
 }
 
@@ -106,7 +110,7 @@ fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitC
     );
     let data = Dataset::load(&config)?;
     let trainer = Trainer::new(config, data, &dir)?;
-    eprint!("update rules:\n{}", trainer.optimizer().rules().describe());
+    eprint!("update rules:\n{}", trainer.optimizer().describe());
     finish(trainer, &dir)
 }
 

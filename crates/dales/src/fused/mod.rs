@@ -40,7 +40,7 @@ pub use cpu::gamma::{
 pub use cpu::gemm;
 pub use ops::{
     ArunParams, RnnAct, RnnParams, affine, arun_sequence, controller_step, dann_layer, gamma,
-    rnn_sequence, sgd_step, tanh,
+    rnn_sequence, rnn_states, sgd_step, tanh,
 };
 
 /// How the fused ops run for the calls made inside [`Settings::run`] (or [`Settings::scope`])

@@ -11,7 +11,7 @@
 //! | [`tanh`] | `x` | f32 and f64 host, f32 GPU |
 //! | [`gamma`] | `x`, `n`, `s` | f32 and f64 host, f32 GPU |
 //! | [`controller_step`] | `a`, `g_prev`, `U_ag`, `W_gg`, `b` | f32 host and GPU |
-//! | [`rnn_sequence`] | `xs`, `U`, `b_U`, `V`, `b_V`, `n`, `s` | f32 host and GPU |
+//! | [`rnn_sequence`], [`rnn_states`] | `xs`, `U`, `b_U`, `V`, `b_V`, `n`, `s` | f32 host and GPU |
 //! | [`arun_sequence`] | `xs` and the twelve ARUN parameters | f32 host and GPU |
 //! | [`sgd_step`] | `p`, `g` (no autodiff) | f32 host and GPU |
 
@@ -205,13 +205,16 @@ pub(crate) enum Act {
 /// A whole RNN sequence (spec C2) from `h_0 = 0`: `a_t = x_t Uᵀ + b_U + h_{t−1} Vᵀ + b_V`,
 /// `h_t = φ(a_t)`, with a hand-written backward through time. Inputs `xs (B, T, d)`,
 /// `U (H, d)`, `b_U (H)`, `V (H, H)`, `b_V (H)`, and the gamma's `n`, `s` (`(1, 1)` or
-/// `(1, H)`; unused for the fixed activations); output `h_T (B, H)`. Kernels:
+/// `(1, H)`; unused for the fixed activations); output `h_T (B, H)`, or with `every` all
+/// states `h_1..h_T (B, T, H)` (a layer that feeds another). Kernels:
 /// [`super::cpu::sequence`], [`super::gpu::sequence`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RnnSequence {
     pub act: Act,
     /// The floor of the gamma's `n`.
     pub n_min: f32,
+    /// Output every state, not only the last.
+    pub every: bool,
 }
 
 /// The parameters of a fused RNN sequence.
@@ -236,6 +239,29 @@ pub fn rnn_sequence(
     drive: &dyn Fn(usize) -> Option<Tensor<2>>,
     plain: impl FnOnce(Tensor<3>) -> Tensor<2>,
 ) -> Tensor<2> {
+    if driven(&xs, drive) {
+        return plain(xs);
+    }
+    sequence_call(xs, p, false, plain)
+}
+
+/// Every state `h_1..h_T (B, T, H)` of an [`RnnSequence`] without drive: fused where it runs,
+/// else `plain(xs)`.
+pub fn rnn_states(
+    xs: Tensor<3>,
+    p: RnnParams,
+    plain: impl FnOnce(Tensor<3>) -> Tensor<3>,
+) -> Tensor<3> {
+    sequence_call(xs, p, true, plain)
+}
+
+/// The fused [`RnnSequence`] call, or `plain(xs)` where the op does not run.
+fn sequence_call<const D: usize>(
+    xs: Tensor<3>,
+    p: RnnParams,
+    every: bool,
+    plain: impl FnOnce(Tensor<3>) -> Tensor<D>,
+) -> Tensor<D> {
     let (act, n, s, n_min) = match p.act {
         RnnAct::Relu => (Act::Relu, None, None, 0.0),
         RnnAct::Tanh => (Act::Tanh, None, None, 0.0),
@@ -244,13 +270,13 @@ pub fn rnn_sequence(
     };
     let zero = || Tensor::zeros([1, 1], (&p.v.device(), p.v.dtype()));
     let (n, s) = (n.unwrap_or_else(zero), s.unwrap_or_else(zero));
-    let placed = fuses(&places!(xs, p.u, p.u_bias, p.v, p.v_bias, n, s), false);
-    if !placed || driven(&xs, drive) {
+    if !fuses(&places!(xs, p.u, p.u_bias, p.v, p.v_bias, n, s), false) {
         return plain(xs);
     }
     let op = RnnSequence {
         act,
         n_min: n_min as f32,
+        every,
     };
     let [u, v, n, s] = [p.u, p.v, n, s].map(Tensor::into_dispatch);
     let [u_bias, v_bias] = [p.u_bias, p.v_bias].map(Tensor::into_dispatch);

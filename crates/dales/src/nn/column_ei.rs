@@ -121,11 +121,7 @@ impl Layer for ColumnEiDense {
     fn entries(&self) -> Vec<ParamEntry> {
         vec![
             ParamEntry::matrix("w_pos", ParamRole::WPos, &self.w_pos),
-            ParamEntry {
-                name: "sign",
-                role: None,
-                value: ParamValue::Vector(self.sign.clone()),
-            },
+            ParamEntry::buffer("sign", self.sign.clone()),
             ParamEntry::vector("bias", ParamRole::Bias, &self.bias),
         ]
     }

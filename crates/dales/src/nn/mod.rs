@@ -1,9 +1,12 @@
 //! Layers and models.
 
 pub mod arun;
+pub mod colei_rnn;
 pub mod column_ei;
 pub mod dann;
+pub mod dann_rnn;
 pub mod dense;
+pub mod effective;
 pub mod gamma;
 pub mod gated;
 pub mod init;
@@ -11,8 +14,12 @@ pub mod layer;
 pub mod mlp;
 pub mod param;
 pub mod recurrent;
+pub mod recurrent_net;
 pub mod rnn;
 pub mod seq;
+pub mod spectrum;
+pub mod standard_rnn;
+pub mod transplant;
 
 pub use column_ei::{ColumnEiConfig, ColumnEiDense};
 pub use dann::{DannConfig, DannDense, DannParts, EiDense, SHUNT_EPS};

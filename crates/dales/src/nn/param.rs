@@ -33,11 +33,18 @@ pub enum ParamRole {
     /// Learned gamma-activation shape `n` or `s` (spec C2), unconstrained; `n` is floored at
     /// [`crate::nn::gamma::N_MIN`] inside the activation.
     Shape,
+    /// Input weights `U` of a standard recurrent cell (spec B1), unconstrained.
+    Input,
+    /// Recurrent weights `W` of a standard recurrent cell (spec B1), unconstrained (or
+    /// sign-frozen, spec B3).
+    Recurrent,
+    /// ColEI recurrent magnitudes `W_pos` (spec B1), ≥ 0; the I→I block may be ablated.
+    RecurrentWPos,
 }
 
 impl ParamRole {
     /// Every role, in a fixed order (used to print and validate rule tables).
-    pub const ALL: [ParamRole; 11] = [
+    pub const ALL: [ParamRole; 14] = [
         ParamRole::Weight,
         ParamRole::Bias,
         ParamRole::LnGain,
@@ -49,6 +56,9 @@ impl ParamRole {
         ParamRole::Gain,
         ParamRole::WPos,
         ParamRole::Shape,
+        ParamRole::Input,
+        ParamRole::Recurrent,
+        ParamRole::RecurrentWPos,
     ];
 
     /// The snake_case name used in configs.
@@ -65,6 +75,9 @@ impl ParamRole {
             ParamRole::Gain => "gain",
             ParamRole::WPos => "w_pos",
             ParamRole::Shape => "shape",
+            ParamRole::Input => "input",
+            ParamRole::Recurrent => "recurrent",
+            ParamRole::RecurrentWPos => "recurrent_w_pos",
         }
     }
 }
@@ -171,6 +184,9 @@ pub struct ParamEntry {
     pub role: Option<ParamRole>,
     /// Current value.
     pub value: ParamValue,
+    /// The fan sizes of the path this parameter belongs to, when they are not the layer's (the
+    /// recurrent weights of a cell: fan-in = the hidden size, not the input size).
+    pub fan: Option<Fan>,
 }
 
 impl ParamEntry {
@@ -179,6 +195,7 @@ impl ParamEntry {
             name,
             role: Some(role),
             value: ParamValue::Matrix(p.val()),
+            fan: None,
         }
     }
 
@@ -187,11 +204,31 @@ impl ParamEntry {
             name,
             role: Some(role),
             value: ParamValue::Vector(p.val()),
+            fan: None,
+        }
+    }
+
+    /// A fixed buffer (not trained), such as a ColumnEI `sign`.
+    pub(crate) fn buffer(name: &'static str, value: Tensor<1>) -> Self {
+        ParamEntry {
+            name,
+            role: None,
+            value: ParamValue::Vector(value),
+            fan: None,
+        }
+    }
+
+    /// The same entry with the fan sizes of its own path.
+    pub(crate) fn with_fan(self, fan: Fan) -> Self {
+        ParamEntry {
+            fan: Some(fan),
+            ..self
         }
     }
 }
 
-/// Sizes the DANN gradient corrections need (spec A3.2).
+/// Sizes the DANN gradient corrections need (spec A3.2, B3), and the E block of a ColEI
+/// recurrent matrix (its first `ne` units are excitatory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fan {
     /// Fan-in `d` (number of inputs).

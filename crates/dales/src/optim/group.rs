@@ -57,7 +57,25 @@ pub enum Projection {
     None,
     /// p ← max(p, 0).
     NonNegative,
+    /// p ← max(p·s, 1e-9)·s with s the signs before the first step (spec B3, `WClampMixin`):
+    /// a weight that would cross 0 sticks at ±1e-9; a weight that started at 0 stays 0.
+    SignFreeze,
+    /// p ← max(p, 0), then the I→I block of a recurrent matrix set to 0 (spec B3,
+    /// `ablate_ii`): rows and columns from the path's `ne` on.
+    NonNegativeNoIi,
+    /// The I→I block set to 0 without the clamp.
+    NoIi,
 }
+
+impl Projection {
+    /// Whether the projection zeroes the I→I block.
+    pub fn ablates_ii(self) -> bool {
+        matches!(self, Projection::NonNegativeNoIi | Projection::NoIi)
+    }
+}
+
+/// The magnitude a sign-frozen weight sticks at instead of crossing 0 (spec B3).
+pub const SIGN_FREEZE_FLOOR: f64 = 1e-9;
 
 /// The update settings of one parameter group.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -109,6 +127,11 @@ impl GroupRule {
         GroupRule { grad_scale, ..self }
     }
 
+    /// This rule with another projection.
+    pub const fn projected(self, projection: Projection) -> GroupRule {
+        GroupRule { projection, ..self }
+    }
+
     /// Check the rule's numbers (`key` names it in errors).
     pub fn validate(&self, key: &str) -> Result<()> {
         if !(self.lr_scale.is_finite() && self.lr_scale >= 0.0) {
@@ -158,12 +181,7 @@ impl RuleTable {
                 (Gain, R::NON_NEGATIVE),
                 (Bias, R::PLAIN),
             ],
-            ModelKind::DannSubtractive => vec![
-                (Wex, R::NON_NEGATIVE),
-                (Wix, R::NON_NEGATIVE.scaled(InvSqrtNe)),
-                (Wei, R::NON_NEGATIVE.scaled(InvFanIn)),
-                (Bias, R::PLAIN),
-            ],
+            ModelKind::DannSubtractive => RuleTable::dann_subtractive(),
         };
         RuleTable(rows.into_iter().collect())
     }
@@ -179,6 +197,19 @@ impl RuleTable {
             rule.validate(&format!("optim.groups.{}", role.name()))?;
         }
         Ok(())
+    }
+
+    /// The DANN rules of spec A3.2 / B3 for the roles `Wex`, `Wix`, `Wei` and `Bias`
+    /// (subtractive layers and recurrent DANN cells; `d` is the fan-in of each path).
+    pub fn dann_subtractive() -> Vec<(ParamRole, GroupRule)> {
+        use GradScale::*;
+        use GroupRule as R;
+        vec![
+            (ParamRole::Wex, R::NON_NEGATIVE),
+            (ParamRole::Wix, R::NON_NEGATIVE.scaled(InvSqrtNe)),
+            (ParamRole::Wei, R::NON_NEGATIVE.scaled(InvFanIn)),
+            (ParamRole::Bias, R::PLAIN),
+        ]
     }
 
     /// A plain-text table of the rules, for logs and run directories.
@@ -198,6 +229,11 @@ impl RuleTable {
                 r.projection
             );
         }
+        s.push_str(
+            "(ne: the excitatory units of a parameter's path; d: its fan-in, the layer's inputs, \
+             or for a recurrent cell n_in on the input path and the hidden size on the \
+             recurrent path)\n",
+        );
         s
     }
 }

@@ -2,6 +2,7 @@
 //! exponentiated gradient) and a projection, applied by one [`Optimizer`] in one stage order.
 
 pub mod clip;
+pub mod decay;
 pub mod group;
 pub mod method;
 pub mod plateau;
@@ -9,6 +10,7 @@ pub mod rule;
 pub mod step;
 
 pub use clip::{Clip, ClipScope};
+pub use decay::StepDecay;
 pub use group::{GradScale, GroupRule, Projection, RuleTable, UpdateRule};
 pub use method::Method;
 pub use plateau::{Plateau, PlateauState};

@@ -5,7 +5,8 @@
 //! 2. **clip** — gradient-norm clipping over the configured [`ClipScope`];
 //! 3. **direction** — the method's update direction (SGD ± momentum, Adam);
 //! 4. **step** — the group's rule, gradient descent or exponentiated gradient;
-//! 5. **projection** — the group's projection (clamp ≥ 0 or none).
+//! 5. **projection** — the group's projection (clamp ≥ 0, sign freezing, I→I ablation, or
+//!    none).
 
 use std::collections::BTreeMap;
 
@@ -14,7 +15,7 @@ use burn::tensor::{Gradients, Tensor};
 use super::clip::{Clip, ClipScope, coefficient, squared_norm};
 use super::group::{Projection, RuleTable, UpdateRule};
 use super::method::{Method, SlotState, direction};
-use super::rule::{apply, project};
+use super::rule::{apply, ii_mask, project};
 use crate::error::{Error, Result};
 use crate::nn::{ParamLayer, ParamValue, Parameterised};
 
@@ -42,6 +43,8 @@ pub struct Optimizer {
     clip: Clip,
     rules: RuleTable,
     state: BTreeMap<String, SlotState>,
+    /// The signs a [`Projection::SignFreeze`] parameter had before its first step.
+    signs: BTreeMap<String, Tensor<1>>,
     steps: u64,
 }
 
@@ -53,8 +56,23 @@ impl Optimizer {
             clip,
             rules,
             state: BTreeMap::new(),
+            signs: BTreeMap::new(),
             steps: 0,
         }
+    }
+
+    /// The rule table and the clipping, as `rules.txt` of a run directory shows them.
+    pub fn describe(&self) -> String {
+        let clip = if self.clip.is_active() {
+            format!(
+                "clip: {:?} scope, max_norm {}, eps {:e} (c = max_norm / (‖g‖ + eps), applied \
+                 when c < 1)",
+                self.clip.scope, self.clip.max_norm, self.clip.eps
+            )
+        } else {
+            "clip: none".to_string()
+        };
+        format!("{}{clip}\n", self.rules.describe())
     }
 
     /// The role → rule table.
@@ -74,13 +92,24 @@ impl Optimizer {
         self.rules.validate()?;
         for layer in model.param_layers() {
             for e in &layer.entries {
-                if let Some(role) = e.role
-                    && self.rules.get(role).is_none()
-                {
+                let Some(role) = e.role else { continue };
+                let Some(rule) = self.rules.get(role) else {
                     return Err(Error::config(
                         format!("optim.groups.{}", role.name()),
                         "(missing)",
                         format!("a rule for parameter {}.{}", layer.name, e.name),
+                    ));
+                };
+                let shape = e.value.shape();
+                if rule.projection.ablates_ii() && !(shape.len() == 2 && shape[0] == shape[1]) {
+                    return Err(Error::config(
+                        format!("optim.groups.{}.projection", role.name()),
+                        format!("{:?}", rule.projection),
+                        format!(
+                            "a projection that fits {}.{} (shape {shape:?}): the I→I \
+                             ablation is for square recurrent matrices",
+                            layer.name, e.name
+                        ),
                     ));
                 }
             }
@@ -124,7 +153,7 @@ impl Optimizer {
                         layer.name, e.name
                     )
                 });
-                let divisor = rule.grad_scale.divisor(layer.fan);
+                let divisor = rule.grad_scale.divisor(e.fan.unwrap_or(layer.fan));
                 Some(if divisor == 1.0 { g } else { g / divisor })
             })
             .collect()
@@ -166,6 +195,7 @@ impl Optimizer {
         layer: ParamLayer,
         grads: Vec<Option<Tensor<1>>>,
     ) -> Vec<ParamValue> {
+        let layer_fan = layer.fan;
         layer
             .entries
             .into_iter()
@@ -176,34 +206,59 @@ impl Optimizer {
                 };
                 let rule = *self.rules.get(role).expect("checked by Optimizer::check");
                 let lr = lr * rule.lr_scale;
-                // Plain SGD: direction = gradient, so rule and projection fuse into one pass.
-                if self.method == Method::SGD {
-                    let p = e.value.flatten().without_autodiff();
+                let key = format!("{}.{}", layer.name, e.name);
+                let p = e.value.flatten().without_autodiff();
+                // Plain SGD with a pointwise projection: direction = gradient, so rule and
+                // projection fuse into one pass.
+                let pointwise =
+                    matches!(rule.projection, Projection::None | Projection::NonNegative);
+                if self.method == Method::SGD && pointwise {
                     let flags = [
                         rule.update == UpdateRule::Eg,
                         rule.projection == Projection::NonNegative,
                     ];
                     let p = crate::fused::sgd_step(p, g, lr, flags, |p, g| {
-                        project(rule.projection, apply(rule.update, p, g, lr))
+                        project(rule.projection, apply(rule.update, p, g, lr), None)
                     });
                     return e.value.with_flat(p);
                 }
-                let key = format!("{}.{}", layer.name, e.name);
+                let fixed = match rule.projection {
+                    Projection::SignFreeze => Some(
+                        self.signs
+                            .entry(key.clone())
+                            .or_insert_with(|| p.clone().sign())
+                            .clone(),
+                    ),
+                    Projection::NonNegativeNoIi | Projection::NoIi => {
+                        let n = e.value.shape()[0];
+                        let ne = e.fan.unwrap_or(layer_fan).ne.min(n);
+                        Some(Tensor::from_data(
+                            burn::tensor::TensorData::new(ii_mask(n, ne), [n * n]),
+                            (&p.device(), p.dtype()),
+                        ))
+                    }
+                    Projection::None | Projection::NonNegative => None,
+                };
                 let mut slot = self.state.remove(&key);
                 let u = direction(self.method, g, &mut slot, self.steps);
                 if let Some(slot) = slot {
                     self.state.insert(key, slot);
                 }
-                let p = e.value.flatten().without_autodiff();
                 let p = apply(rule.update, p, u, lr);
-                e.value.with_flat(project(rule.projection, p))
+                e.value
+                    .with_flat(project(rule.projection, p, fixed.as_ref()))
             })
             .collect()
     }
 
-    /// The method state as named flat tensors (`<param>.momentum`, `.adam_m`, `.adam_v`).
+    /// The method state as named flat tensors (`<param>.momentum`, `.adam_m`, `.adam_v`), and
+    /// the initial signs of sign-frozen parameters (`<param>.init_sign`).
     pub fn export_state(&self) -> Vec<(String, Tensor<1>)> {
-        let mut out = Vec::new();
+        let mut out: Vec<(String, Tensor<1>)> = self
+            .signs
+            .iter()
+            .map(|(key, s)| (format!("{key}.init_sign"), s.clone()))
+            .collect();
         for (key, slot) in &self.state {
             match slot {
                 SlotState::Momentum(buf) => out.push((format!("{key}.momentum"), buf.clone())),
@@ -219,9 +274,12 @@ impl Optimizer {
     /// Restore a state written by [`Optimizer::export_state`] after `steps` steps.
     pub fn import_state(&mut self, steps: u64, tensors: Vec<(String, Tensor<1>)>) -> Result<()> {
         let mut state = BTreeMap::new();
+        let mut signs = BTreeMap::new();
         let mut adam: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> = BTreeMap::new();
         for (name, t) in tensors {
-            if let Some(key) = name.strip_suffix(".momentum") {
+            if let Some(key) = name.strip_suffix(".init_sign") {
+                signs.insert(key.to_string(), t);
+            } else if let Some(key) = name.strip_suffix(".momentum") {
                 state.insert(key.to_string(), SlotState::Momentum(t));
             } else if let Some(key) = name.strip_suffix(".adam_m") {
                 adam.entry(key.to_string()).or_default().0 = Some(t);
@@ -231,7 +289,7 @@ impl Optimizer {
                 return Err(Error::config(
                     "optimizer state",
                     name,
-                    "a name ending in .momentum, .adam_m or .adam_v",
+                    "a name ending in .momentum, .adam_m, .adam_v or .init_sign",
                 ));
             }
         }
@@ -250,6 +308,7 @@ impl Optimizer {
             }
         }
         self.state = state;
+        self.signs = signs;
         self.steps = steps;
         Ok(())
     }

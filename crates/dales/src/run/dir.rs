@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use dales_data::MnistLike;
 use dales_data::task::Task;
 
-use super::metrics::{EpochRecord, Summary, read_metrics};
+use super::metrics::{EpochRecord, StepEvaluation, Summary, read_evaluations, read_metrics};
 use crate::checkpoint::load_mlp;
 use crate::config::TrainConfig;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::learner::{ModelSpec, load_seq};
+use crate::nn::recurrent_net::{RecurrentConfig, RecurrentNet};
 use crate::nn::seq::{SeqClassifier, SeqConfig, SeqKind};
 use crate::nn::{Mlp, MlpConfig, ModelKind};
+use crate::recurrent_run::load_recurrent;
 
 /// File names inside a run directory.
 pub mod files {
@@ -21,12 +23,14 @@ pub mod files {
     pub const CONFIG: &str = "config.toml";
     /// Role → rule table.
     pub const RULES: &str = "rules.txt";
-    /// Model, `dales-ff/1` or `dales-seq/1`.
+    /// Model, `dales-ff/1`, `dales-seq/1` or `dales-rnn/1`.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
     /// Model + optimiser + progress.
     pub const RESUME: &str = "resume.safetensors";
     /// Per-epoch metrics.
     pub const METRICS: &str = "metrics.csv";
+    /// Evaluations every `data.eval_every` updates.
+    pub const EVALUATIONS: &str = "evaluations.csv";
     /// Final (or latest) summary.
     pub const SUMMARY: &str = "summary.json";
 }
@@ -36,8 +40,21 @@ pub mod files {
 pub enum AnyConfig {
     /// Feed-forward networks on images.
     FeedForward(TrainConfig<MlpConfig>),
-    /// Recurrent networks on sequences.
+    /// Recurrent networks on sequences (the adaptation paper's models).
     Sequence(TrainConfig<SeqConfig>),
+    /// The recurrent E/I networks of the spectral paper (`kind = "recurrent"`).
+    Recurrent(TrainConfig<RecurrentConfig>),
+}
+
+/// `$body` with `$c` bound to the [`TrainConfig`] of any family.
+macro_rules! each_family {
+    ($config:expr, $c:ident => $body:expr) => {
+        match $config {
+            AnyConfig::FeedForward($c) => $body,
+            AnyConfig::Sequence($c) => $body,
+            AnyConfig::Recurrent($c) => $body,
+        }
+    };
 }
 
 /// Settings given on top of a configuration (the command line's `--data`, `--epochs`, …).
@@ -69,7 +86,9 @@ impl AnyConfig {
             .get("model")
             .and_then(|m| m.get("kind"))
             .and_then(|k| k.as_str());
-        if kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()) {
+        if kind == Some("recurrent") {
+            Ok(AnyConfig::Recurrent(TrainConfig::from_toml(&text, path)?))
+        } else if kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()) {
             Ok(AnyConfig::Sequence(TrainConfig::from_toml(&text, path)?))
         } else {
             Ok(AnyConfig::FeedForward(TrainConfig::from_toml(&text, path)?))
@@ -78,50 +97,32 @@ impl AnyConfig {
 
     /// The model kind's name.
     pub fn name(&self) -> String {
-        match self {
-            AnyConfig::FeedForward(c) => c.model.name(),
-            AnyConfig::Sequence(c) => c.model.name(),
-        }
+        each_family!(self, c => c.model.name())
     }
 
     /// The seed.
     pub fn seed(&self) -> u64 {
-        match self {
-            AnyConfig::FeedForward(c) => c.seed,
-            AnyConfig::Sequence(c) => c.seed,
-        }
+        each_family!(self, c => c.seed)
     }
 
     /// The number of epochs.
     pub fn epochs(&self) -> usize {
-        match self {
-            AnyConfig::FeedForward(c) => c.epochs,
-            AnyConfig::Sequence(c) => c.epochs,
-        }
+        each_family!(self, c => c.epochs)
     }
 
     /// The learning rate.
     pub fn lr(&self) -> f64 {
-        match self {
-            AnyConfig::FeedForward(c) => c.optim.lr,
-            AnyConfig::Sequence(c) => c.optim.lr,
-        }
+        each_family!(self, c => c.optim.lr)
     }
 
     /// The configured data directory.
     pub fn data_dir(&self) -> Option<&Path> {
-        match self {
-            AnyConfig::FeedForward(c) => c.data.dir.as_deref(),
-            AnyConfig::Sequence(c) => c.data.dir.as_deref(),
-        }
+        each_family!(self, c => c.data.dir.as_deref())
     }
 
     /// Apply `overrides` and validate the result.
     pub fn apply(&mut self, overrides: &Overrides) -> Result<()> {
-        match self {
-            AnyConfig::FeedForward(c) => c.apply(overrides),
-            AnyConfig::Sequence(c) => c.apply(overrides),
-        }
+        each_family!(self, c => c.apply(overrides))
     }
 }
 
@@ -197,9 +198,26 @@ impl RunDir {
         Summary::read(&self.dir.join(files::SUMMARY))
     }
 
-    /// The run's completed epochs (`metrics.csv`).
+    /// The run's completed epochs (`metrics.csv`, without the initial model's row).
     pub fn records(&self) -> Result<Vec<EpochRecord>> {
-        read_metrics(&self.dir.join(files::METRICS))
+        let mut records = read_metrics(&self.dir.join(files::METRICS))?;
+        records.retain(|r| r.epoch > 0);
+        Ok(records)
+    }
+
+    /// The evaluations every `data.eval_every` updates (`evaluations.csv`; empty without).
+    pub fn evaluations(&self) -> Result<Vec<StepEvaluation>> {
+        let path = self.dir.join(files::EVALUATIONS);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        read_evaluations(&path)
+    }
+
+    /// The initial model's row of `metrics.csv` (epoch 0), written for models with probes.
+    pub fn initial(&self) -> Result<Option<EpochRecord>> {
+        let records = read_metrics(&self.dir.join(files::METRICS))?;
+        Ok(records.into_iter().find(|r| r.epoch == 0))
     }
 
     /// The checkpoint of a feed-forward run and its kind.
@@ -234,6 +252,17 @@ impl RunDir {
         Ok((config, model))
     }
 
+    /// The checkpoint of a recurrent E/I run, checked against its configuration.
+    pub fn recurrent(&self) -> Result<(&TrainConfig<RecurrentConfig>, RecurrentNet)> {
+        let AnyConfig::Recurrent(config) = &self.config else {
+            return Err(self.not_a("recurrent E/I"));
+        };
+        let device = config.device.device()?;
+        let path = self.dir.join(files::CHECKPOINT);
+        let model = load_recurrent(&path, Some(&config.model), &device)?;
+        Ok((config, model))
+    }
+
     /// The checkpoint of a sequence run on images (the robustness tests and the analyses are
     /// for these; a copy-task run is an error).
     pub fn image_sequence(&self) -> Result<(&TrainConfig<SeqConfig>, SeqClassifier)> {
@@ -251,10 +280,7 @@ impl RunDir {
     /// The test task of the run: its task on the test images of `data` (default: the run's
     /// data directory), or its generated test examples.
     pub fn test_task(&self, data: Option<&Path>) -> Result<Box<dyn Task>> {
-        match &self.config {
-            AnyConfig::FeedForward(c) => test_task(&c.model, data.or(c.data.dir.as_deref())),
-            AnyConfig::Sequence(c) => test_task(&c.model, data.or(c.data.dir.as_deref())),
-        }
+        each_family!(&self.config, c => test_task(&c.model, data.or(c.data.dir.as_deref())))
     }
 
     fn not_a(&self, family: &str) -> Error {

@@ -7,7 +7,7 @@ use crate::learner::Learner;
 use crate::train::{Targets, count_correct};
 
 /// Mean cross-entropy and error (%) of `model` on `task`, over its scored rows, in chunks of
-/// `chunk` examples, without autodiff.
+/// `chunk` examples, without autodiff; for a regression task the mean squared error twice.
 pub fn evaluate<L: Learner>(model: &L, task: &dyn Task, chunk: usize) -> (f64, f64) {
     let model = model.inference();
     let device = model.device();
@@ -19,17 +19,38 @@ pub fn evaluate<L: Learner>(model: &L, task: &dyn Task, chunk: usize) -> (f64, f
 
 /// Mean cross-entropy and error (%) over the scored rows of the first `n` examples, in chunks
 /// of `chunk`, from `batch(idx)`: the row-major host logits of examples `idx` and the targets
-/// of their rows.
+/// of their rows. For real-valued targets, the mean squared error (over the scored rows and
+/// the outputs) as both the loss and the error.
 pub fn score(
     n: usize,
     chunk: usize,
     mut batch: impl FnMut(&[usize]) -> (Vec<f64>, Targets),
 ) -> (f64, f64) {
     let (mut loss, mut correct, mut rows) = (0.0f64, 0usize, 0usize);
+    let mut regression = false;
     let all: Vec<usize> = (0..n).collect();
     for idx in all.chunks(chunk.max(1)) {
         let (logits, targets) = batch(idx);
         let c = logits.len() / targets.classes.len().max(1);
+        if targets.is_regression() {
+            regression = true;
+            for ((out, want), &s) in logits
+                .chunks_exact(c)
+                .zip(targets.values.chunks_exact(c))
+                .zip(&targets.scored)
+            {
+                if s {
+                    loss += out
+                        .iter()
+                        .zip(want)
+                        .map(|(o, &w)| (o - f64::from(w)).powi(2))
+                        .sum::<f64>()
+                        / c as f64;
+                }
+            }
+            rows += targets.count();
+            continue;
+        }
         let scored = targets.classes.iter().zip(&targets.scored);
         for (row, (&label, &s)) in logits.chunks_exact(c).zip(scored) {
             if s {
@@ -42,6 +63,9 @@ pub fn score(
         rows += targets.count();
     }
     let rows = rows.max(1) as f64;
+    if regression {
+        return (loss / rows, loss / rows);
+    }
     (loss / rows, 100.0 * (1.0 - correct as f64 / rows))
 }
 

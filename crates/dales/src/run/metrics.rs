@@ -1,5 +1,6 @@
 //! What a run directory records about its progress: one [`EpochRecord`] per epoch in
-//! `metrics.csv`, and the [`Summary`] in `summary.json`.
+//! `metrics.csv` (after a row for the initial model, epoch 0, when the model has probes such as
+//! the spectral entropy of its recurrent matrices), and the [`Summary`] in `summary.json`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,17 +28,39 @@ pub struct EpochRecord {
     pub lr: f64,
     /// Training seconds since the start of the run (evaluation included).
     pub seconds: f64,
+    /// The model's probes after the epoch ([`crate::learner::Learner::probes`]), extra
+    /// columns of `metrics.csv`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<(String, f64)>,
+}
+
+impl EpochRecord {
+    /// The probe `name`, if recorded.
+    pub fn probe(&self, name: &str) -> Option<f64> {
+        self.probes.iter().find(|(n, _)| n == name).map(|&(_, v)| v)
+    }
 }
 
 /// The CSV header of `metrics.csv`.
 pub const METRICS_HEADER: &str =
     "epoch,step,train_loss,train_error,test_loss,test_error,lr,seconds";
 
-/// Render records as `metrics.csv`.
+/// Render records as `metrics.csv`: the base columns, then one column per probe of the first
+/// record (every record of a run has the same probes). An initial-model row has epoch 0 and
+/// `NaN` training metrics.
 pub fn metrics_csv(records: &[EpochRecord]) -> String {
-    let mut s = format!("{METRICS_HEADER}\n");
+    let names: Vec<&str> = records
+        .first()
+        .map(|r| r.probes.iter().map(|(n, _)| n.as_str()).collect())
+        .unwrap_or_default();
+    let mut s = String::from(METRICS_HEADER);
+    for n in &names {
+        s.push(',');
+        s.push_str(n);
+    }
+    s.push('\n');
     for r in records {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "{},{},{:.6},{:.4},{:.6},{:.4},{},{:.3}",
             r.epoch,
@@ -49,21 +72,28 @@ pub fn metrics_csv(records: &[EpochRecord]) -> String {
             r.lr,
             r.seconds
         );
+        for n in &names {
+            let _ = write!(s, ",{:.6}", r.probe(n).unwrap_or(f64::NAN));
+        }
+        s.push('\n');
     }
     s
 }
 
-/// Parse a `metrics.csv` written by [`metrics_csv`].
+/// Parse a `metrics.csv` written by [`metrics_csv`] (the initial-model row included).
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut lines = text.lines();
-    if lines.next() != Some(METRICS_HEADER) {
+    let header = lines.next().unwrap_or_default();
+    let Some(extra) = header.strip_prefix(METRICS_HEADER) else {
         return Err(Error::config(
             path.display().to_string(),
             "(header)",
             format!("a metrics file starting with `{METRICS_HEADER}`"),
         ));
-    }
+    };
+    let names: Vec<String> = extra.split(',').skip(1).map(str::to_string).collect();
+    let columns = 8 + names.len();
     lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -73,10 +103,10 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
                 Error::config(
                     format!("{}:{}", path.display(), i + 2),
                     line,
-                    "8 comma-separated numbers",
+                    format!("{columns} comma-separated numbers"),
                 )
             };
-            if f.len() != 8 {
+            if f.len() != columns {
                 return Err(bad());
             }
             let n = |k: usize| f[k].parse::<f64>().map_err(|_| bad());
@@ -89,6 +119,76 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
                 test_error: n(5)?,
                 lr: n(6)?,
                 seconds: n(7)?,
+                probes: names
+                    .iter()
+                    .enumerate()
+                    .map(|(k, name)| Ok((name.clone(), n(8 + k)?)))
+                    .collect::<Result<_>>()?,
+            })
+        })
+        .collect()
+}
+
+/// One evaluation between updates (`data.eval_every`), a row of `evaluations.csv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepEvaluation {
+    /// Updates done.
+    pub step: u64,
+    /// The epoch it fell in (1-based).
+    pub epoch: usize,
+    /// Loss on the evaluation set.
+    pub test_loss: f64,
+    /// Error (%, or the mean squared error of a regression task).
+    pub test_error: f64,
+}
+
+/// The header of `evaluations.csv`.
+pub const EVALUATIONS_HEADER: &str = "step,epoch,test_loss,test_error";
+
+/// Render evaluations as `evaluations.csv`.
+pub fn evaluations_csv(evaluations: &[StepEvaluation]) -> String {
+    let mut s = format!("{EVALUATIONS_HEADER}\n");
+    for e in evaluations {
+        let _ = writeln!(
+            s,
+            "{},{},{:.6},{:.4}",
+            e.step, e.epoch, e.test_loss, e.test_error
+        );
+    }
+    s
+}
+
+/// Parse an `evaluations.csv` written by [`evaluations_csv`].
+pub fn read_evaluations(path: &Path) -> Result<Vec<StepEvaluation>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = text.lines();
+    if lines.next() != Some(EVALUATIONS_HEADER) {
+        return Err(Error::config(
+            path.display().to_string(),
+            "(header)",
+            format!("an evaluations file starting with `{EVALUATIONS_HEADER}`"),
+        ));
+    }
+    lines
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, line)| {
+            let f: Vec<&str> = line.split(',').collect();
+            let bad = || {
+                Error::config(
+                    format!("{}:{}", path.display(), i + 2),
+                    line,
+                    "4 comma-separated numbers",
+                )
+            };
+            if f.len() != 4 {
+                return Err(bad());
+            }
+            Ok(StepEvaluation {
+                step: f[0].parse().map_err(|_| bad())?,
+                epoch: f[1].parse().map_err(|_| bad())?,
+                test_loss: f[2].parse().map_err(|_| bad())?,
+                test_error: f[3].parse().map_err(|_| bad())?,
             })
         })
         .collect()

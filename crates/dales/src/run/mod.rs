@@ -21,12 +21,16 @@ use std::time::Instant;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use dales_data::EpochOrder;
+use dales_data::task::Target;
 use serde::{Deserialize, Serialize};
 
 pub use data::Dataset;
 pub use dir::{AnyConfig, Overrides, RunDir, files};
 pub use evaluate::{evaluate, first_logits, score};
-pub use metrics::{EpochRecord, METRICS_HEADER, Summary, metrics_csv, read_metrics};
+pub use metrics::{
+    EpochRecord, METRICS_HEADER, StepEvaluation, Summary, evaluations_csv, metrics_csv,
+    read_evaluations, read_metrics,
+};
 
 use crate::checkpoint::{self, NamedTensors, decode, encode};
 use crate::config::TrainConfig;
@@ -63,6 +67,24 @@ struct Progress {
     /// Where the plateau schedule stands.
     #[serde(default)]
     plateau: PlateauState,
+    /// The initial model's evaluation and probes (epoch 0), for models with probes.
+    #[serde(default)]
+    initial: Option<EpochRecord>,
+    /// Evaluations every `data.eval_every` updates.
+    #[serde(default)]
+    evaluations: Vec<StepEvaluation>,
+}
+
+impl Progress {
+    /// The epoch's running training error: % of scored rows predicted wrong, or for a
+    /// regression task the mean squared error (the mean loss).
+    fn train_error(&self, regression: bool) -> f64 {
+        if regression {
+            self.loss_sum / self.seen as f64
+        } else {
+            100.0 * (1.0 - self.correct as f64 / self.seen as f64)
+        }
+    }
 }
 
 /// What the training loop reports as it goes.
@@ -132,10 +154,7 @@ impl<M: ModelSpec> Trainer<M> {
         let optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
         optim.check(&model)?;
         write_atomic(&run_dir.join(files::CONFIG), config.to_toml().as_bytes())?;
-        write_atomic(
-            &run_dir.join(files::RULES),
-            optim.rules().describe().as_bytes(),
-        )?;
+        write_atomic(&run_dir.join(files::RULES), optim.describe().as_bytes())?;
         Trainer::assemble(
             config,
             data,
@@ -230,6 +249,13 @@ impl<M: ModelSpec> Trainer<M> {
 
     /// The learning rate of the next step.
     pub fn lr(&self) -> f64 {
+        let decay = self.config.optim.decay;
+        let step = self.progress.global_step;
+        self.base_lr() * decay.map_or(1.0, |d| d.factor_at(step))
+    }
+
+    /// The learning rate before the step decay: the configured one, or the plateau schedule's.
+    fn base_lr(&self) -> f64 {
         self.progress.lr.unwrap_or(self.config.optim.lr)
     }
 
@@ -253,6 +279,11 @@ impl<M: ModelSpec> Trainer<M> {
         &self.progress.records
     }
 
+    /// Whether the task is a regression (errors are mean squared errors, not %).
+    pub fn is_regression(&self) -> bool {
+        matches!(self.data.train.target(), Target::Values(_))
+    }
+
     /// The evaluation set's name (`test` or `validation`).
     pub fn eval_name(&self) -> &str {
         &self.data.eval_name
@@ -268,6 +299,8 @@ impl<M: ModelSpec> Trainer<M> {
         let start = Instant::now();
         let elapsed0 = self.progress.elapsed;
         let seconds = |start: &Instant| elapsed0 + start.elapsed().as_secs_f64();
+        self.record_initial();
+        let regression = self.is_regression();
         while self.progress.epoch < self.config.epochs {
             let epoch = self.progress.epoch + 1;
             let batches = self.order.batches(self.progress.epoch as u64);
@@ -304,12 +337,22 @@ impl<M: ModelSpec> Trainer<M> {
                 p.loss_sum += loss_value as f64 * n as f64;
                 p.correct += correct as u64;
                 p.seen += n as u64;
+                let train_error = p.train_error(regression);
                 observer(Event::Step {
                     epoch,
                     batch: p.batch,
                     loss: loss_value,
-                    train_error: 100.0 * (1.0 - p.correct as f64 / p.seen as f64),
+                    train_error,
                 });
+                if self
+                    .config
+                    .data
+                    .eval_every
+                    .is_some_and(|n| self.progress.global_step.is_multiple_of(n))
+                {
+                    self.evaluate_now(epoch);
+                }
+                let p = &self.progress;
                 if stop(p.global_step) && p.batch < batches.len() {
                     self.progress.elapsed = seconds(&start);
                     self.save()?;
@@ -319,20 +362,21 @@ impl<M: ModelSpec> Trainer<M> {
             let (test_loss, test_error) = self
                 .settings
                 .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
-            let lr = self.lr();
+            let (lr, base) = (self.lr(), self.base_lr());
             let p = &mut self.progress;
             if let Some(plateau) = &self.config.optim.plateau {
-                p.lr = Some(plateau.update(&mut p.plateau, lr, test_loss));
+                p.lr = Some(plateau.update(&mut p.plateau, base, test_loss));
             }
             let record = EpochRecord {
                 epoch,
                 step: p.global_step,
                 train_loss: p.loss_sum / p.seen as f64,
-                train_error: 100.0 * (1.0 - p.correct as f64 / p.seen as f64),
+                train_error: p.train_error(regression),
                 test_loss,
                 test_error,
                 lr,
                 seconds: seconds(&start),
+                probes: self.model.probes(),
             };
             p.records.push(record.clone());
             p.epoch = epoch;
@@ -348,6 +392,56 @@ impl<M: ModelSpec> Trainer<M> {
             }
         }
         Ok(Outcome::Finished)
+    }
+
+    /// Evaluate the initial model once, before the first update, when it has probes (epoch 0
+    /// of `metrics.csv`: the spectral entropy at initialisation, the test error of chance).
+    fn record_initial(&mut self) {
+        let p = &self.progress;
+        if p.initial.is_some() || p.epoch > 0 || p.batch > 0 {
+            return;
+        }
+        let probes = self.model.probes();
+        if probes.is_empty() {
+            return;
+        }
+        let (test_loss, test_error) = self
+            .settings
+            .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+        self.progress.initial = Some(EpochRecord {
+            epoch: 0,
+            step: 0,
+            train_loss: f64::NAN,
+            train_error: f64::NAN,
+            test_loss,
+            test_error,
+            lr: self.lr(),
+            seconds: 0.0,
+            probes,
+        });
+    }
+
+    /// Evaluate now, between updates (`data.eval_every`), into `evaluations.csv`.
+    fn evaluate_now(&mut self, epoch: usize) {
+        let (test_loss, test_error) = self
+            .settings
+            .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+        self.progress.evaluations.push(StepEvaluation {
+            step: self.progress.global_step,
+            epoch,
+            test_loss,
+            test_error,
+        });
+    }
+
+    /// The evaluations between updates so far (`data.eval_every`).
+    pub fn evaluations(&self) -> &[StepEvaluation] {
+        &self.progress.evaluations
+    }
+
+    /// The initial model's record (epoch 0), for models with probes.
+    pub fn initial(&self) -> Option<&EpochRecord> {
+        self.progress.initial.as_ref()
     }
 
     /// Write the resume file, the checkpoint, the metrics and the summary (each atomically, the
@@ -377,11 +471,23 @@ impl<M: ModelSpec> Trainer<M> {
             .save_checkpoint(&self.model, &dir.join(files::CHECKPOINT))?;
         write_atomic(
             &dir.join(files::METRICS),
-            metrics_csv(&self.progress.records).as_bytes(),
+            metrics_csv(&self.all_records()).as_bytes(),
         )?;
+        if self.config.data.eval_every.is_some() {
+            write_atomic(
+                &dir.join(files::EVALUATIONS),
+                evaluations_csv(&self.progress.evaluations).as_bytes(),
+            )?;
+        }
         let summary = self.summary();
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
         write_atomic(&dir.join(files::SUMMARY), json.as_bytes())
+    }
+
+    /// The initial record, if any, then every epoch's.
+    fn all_records(&self) -> Vec<EpochRecord> {
+        let p = &self.progress;
+        p.initial.iter().chain(&p.records).cloned().collect()
     }
 
     /// The run's summary.

@@ -14,6 +14,7 @@ mod fused_sequence;
 mod gamma;
 mod gradcheck;
 mod init_stats;
+mod recurrent;
 mod reference;
 mod rnn;
 mod runs;

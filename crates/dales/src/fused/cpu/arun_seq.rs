@@ -487,7 +487,7 @@ impl Kernel<NdArray, 13> for ArunSequence {
             b_gs: f32s(b_gs)[0],
         };
         let cell = Controller::new(params, dims.rows(), dims.t, self.n_min, self.budget);
-        run(dims, xs, main, cell, save)
+        run(dims, xs, main, cell, save, false)
     }
 
     fn backward(

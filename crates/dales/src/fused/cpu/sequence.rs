@@ -7,9 +7,11 @@
 //! ([`Pointwise`]), or the ARUN controller ([`super::arun_seq::Controller`]), which keeps its
 //! own state from step to step.
 //!
-//! Only `h_T` leaves the op. The tape keeps `a_t` and `h_t` of every step (`B·H` each); the
-//! backward walks `t = T..1`, lets the cell turn `∂L/∂h_t` into `∂L/∂a_t` (overwriting `a_t`
-//! on the tape), and carries `∂L/∂h_{t−1} = ∂L/∂a_t · W`. The weight gradient
+//! `h_T` leaves the op, or every `h_t` when the sequence feeds another layer. The tape keeps
+//! `a_t` and `h_t` of every step (`B·H` each); the backward walks `t = T..1`, lets the cell
+//! turn `∂L/∂h_t` into `∂L/∂a_t` (overwriting `a_t` on the tape), and carries
+//! `∂L/∂h_{t−1} = ∂L/∂a_t · W` (plus the upstream gradient of `h_{t−1}` when every state is
+//! an output). The weight gradient
 //! `dW = Σ_t da_tᵀ h_{t−1}` is then one `H × TB × H` GEMM. The step-by-step tensor versions
 //! (`crate::nn::rnn`, `crate::nn::arun`) are the references these are tested against.
 
@@ -171,23 +173,33 @@ pub fn forward(
     (h_last, tape)
 }
 
-/// The recurrence's gradients from `dh_T (B, H)` (the cell accumulates its own); `want_x`
-/// also returns the inputs' gradient.
+/// The recurrence's gradients from the upstream gradient `dy`: of `h_T (B, H)`, or of every
+/// state `(B, T, H)` (told apart by its length; they agree for `T = 1`). The cell accumulates
+/// its own; `want_x` also returns the inputs' gradient.
 pub fn backward(
     mut tape: Tape,
     xs: &[f32],
     m: &Main,
     cell: &mut impl Cell,
-    dh_last: &[f32],
+    dy: &[f32],
     want_x: bool,
 ) -> MainGrads {
     let dims = tape.dims;
     m.check(dims);
     let Dims { b, t: steps, d, h } = dims;
     let bh = dims.rows();
-    assert_eq!(dh_last.len(), bh, "dh_T is (B, H)");
-    let mut dh = dh_last.to_vec();
+    let every = steps > 1 && dy.len() == steps * bh;
+    assert!(every || dy.len() == bh, "dy is (B, H) or (B, T, H)");
+    let mut dh = if every { vec![0.0; bh] } else { dy.to_vec() };
     for t in (1..=steps).rev() {
+        if every {
+            for (row, dh_row) in dh.chunks_exact_mut(h).enumerate() {
+                let from = (row * steps + t - 1) * h;
+                for (g, &u) in dh_row.iter_mut().zip(&dy[from..from + h]) {
+                    *g += u;
+                }
+            }
+        }
         let (earlier, rest) = tape.a.split_at_mut((t - 1) * bh);
         let da = &mut rest[..bh];
         cell.backward(t, earlier, da, &dh);
@@ -446,15 +458,25 @@ pub(crate) struct Saved<C> {
     cell: C,
 }
 
-/// Run a fused sequence forward: `h_T (B, H)`, and with `save` what its backward needs.
+/// Run a fused sequence forward: `h_T (B, H)`, or with `every` all states `(B, T, H)`, and
+/// with `save` what its backward needs.
 pub(crate) fn run<C: Cell>(
     dims: Dims,
     xs: Vec<f32>,
     main: Main,
     mut cell: C,
     save: bool,
+    every: bool,
 ) -> (NdArrayTensor, Option<Arc<Saved<C>>>) {
-    let (h, tape) = forward(dims, &xs, &main, &mut cell, save);
+    let (h_last, tape) = forward(dims, &xs, &main, &mut cell, save || every);
+    let out = match (&tape, every) {
+        (Some(tape), true) => host(
+            batch_major(&tape.h[dims.rows()..], dims),
+            &[dims.b, dims.t, dims.h],
+        ),
+        _ => host(h_last, &[dims.b, dims.h]),
+    };
+    let tape = if save { tape } else { None };
     let saved = tape.map(|tape| {
         Arc::new(Saved {
             tape,
@@ -463,11 +485,23 @@ pub(crate) fn run<C: Cell>(
             cell,
         })
     });
-    (host(h, &[dims.b, dims.h]), saved)
+    (out, saved)
 }
 
-/// The backward of a fused sequence from `dh_T`: the recurrence's gradients (with the
-/// inputs' when `want_x`), and the cell holding its own.
+/// States `h_1..h_T` stored time-major (`(T, B, H)`) as `(B, T, H)`.
+fn batch_major(time_major: &[f32], dims: Dims) -> Vec<f32> {
+    let Dims { b, t, h, .. } = dims;
+    let mut out = vec![0.0f32; b * t * h];
+    for (step, block) in time_major.chunks_exact(b * h).enumerate() {
+        for (row, state) in block.chunks_exact(h).enumerate() {
+            out[(row * t + step) * h..(row * t + step + 1) * h].copy_from_slice(state);
+        }
+    }
+    out
+}
+
+/// The backward of a fused sequence from the gradient of its output (`h_T`, or every state):
+/// the recurrence's gradients (with the inputs' when `want_x`), and the cell holding its own.
 pub(crate) fn run_backward<C: Cell + Clone>(
     saved: Arc<Saved<C>>,
     dh: &NdArrayTensor,
@@ -521,7 +555,8 @@ impl Kernel<NdArray, 7> for RnnSequence {
                 n_min: self.n_min,
             },
         };
-        let (h, saved) = run(dims, xs, main, Pointwise::new(act, dims.h), save);
+        let cell = Pointwise::new(act, dims.h);
+        let (h, saved) = run(dims, xs, main, cell, save, self.every);
         (h, saved.map(|saved| (saved, n.shape().to_vec())))
     }
 

@@ -329,7 +329,7 @@ impl Kernel<Cube, 13> for ArunSequence {
         let main = Main::new(xs, [u, u_bias, w, w_bias]);
         let [b, steps, _, h] = main.dims();
         let cell = ArunCell::new(self, &inputs, b * h, steps);
-        Saved::run(main, cell, save)
+        Saved::run(main, cell, save, false)
     }
 
     fn backward(

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use burn::backend::Cube;
 use burn::backend::TensorMetadata;
 use burn::backend::ops::FloatTensorOps;
+use burn::tensor::Slice;
 use burn_cubecl::tensor::CubeTensor;
 use cubecl::prelude::*;
 
@@ -189,13 +190,20 @@ pub(super) struct Tape {
     h_prev: Vec<CubeTensor>,
 }
 
-/// `h_T (B, H)` from `h_0 = 0`, and the tape when `save`.
-pub(super) fn forward(m: &Main, cell: &mut impl Cell, save: bool) -> (CubeTensor, Tape) {
+/// `h_T (B, H)` from `h_0 = 0`, or with `every` all states `(B, T, H)`, and the tape when
+/// `save`.
+pub(super) fn forward(
+    m: &Main,
+    cell: &mut impl Cell,
+    save: bool,
+    every: bool,
+) -> (CubeTensor, Tape) {
     let [b, steps, d, h] = m.dims();
     let xu = matmul(reshape(m.xs.clone(), &[b * steps, d]), t(&m.u));
     let w_t = t(&m.w);
     let mut h_prev = zeros(&m.xs, &[b, h]);
     let mut tape = Tape::default();
+    let mut states = Vec::new();
     for step in 0..steps {
         let hw = matmul(h_prev.clone(), w_t.clone());
         let a = empty(&hw, &[b, h]);
@@ -217,18 +225,29 @@ pub(super) fn forward(m: &Main, cell: &mut impl Cell, save: bool) -> (CubeTensor
             tape.a.push(a);
             tape.h_prev.push(h_prev);
         }
+        if every {
+            states.push(h_t.clone());
+        }
         h_prev = h_t;
+    }
+    if every && steps > 0 {
+        let time_major = reshape(Cube::float_cat(states, 0), &[steps, b, h]);
+        return (rows(Cube::float_swap_dims(time_major, 0, 1)), tape);
+    }
+    if every {
+        return (zeros(&m.xs, &[b, 0, h]), tape);
     }
     (h_prev, tape)
 }
 
 /// The recurrence's gradients `[x, U, b, W]` (`x`'s only when `want_x`; `b` is the gradient
-/// of each of the two biases) from `dh_T`; the cell accumulates its own.
+/// of each of the two biases) from the upstream gradient `dy`: of `h_T (B, H)`, or of every
+/// state `(B, T, H)`; the cell accumulates its own.
 pub(super) fn backward(
     m: &Main,
     tape: Tape,
     cell: &mut impl Cell,
-    dh_last: CubeTensor,
+    dy: CubeTensor,
     want_x: bool,
 ) -> [Option<CubeTensor>; 4] {
     let [b, steps, d, h] = m.dims();
@@ -237,9 +256,24 @@ pub(super) fn backward(
         let [u, bias, w] = [&[h, d][..], &[h][..], &[h, h][..]].map(|s| Some(zeros(&m.xs, s)));
         return [x, u, bias, w];
     }
-    let mut dh = rows(dh_last);
+    // Every state's gradient, time-major `(T·B, H)`, when every state is an output.
+    let upstream = (dy.shape().num_dims() == 3).then(|| {
+        let time_major = rows(Cube::float_swap_dims(dy.clone(), 0, 1));
+        reshape(time_major, &[steps * b, h])
+    });
+    let mut dh = match &upstream {
+        Some(_) => zeros(&m.xs, &[b, h]),
+        None => rows(dy),
+    };
     let mut da = vec![None; steps];
     for step in (1..=steps).rev() {
+        if let Some(up) = &upstream {
+            let block = [
+                Slice::new(((step - 1) * b) as isize, Some((step * b) as isize), 1),
+                Slice::full(),
+            ];
+            dh = rows(add(dh, rows(Cube::float_slice(up.clone(), &block))));
+        }
         let da_t = cell.backward(step, &tape.a, &dh);
         if step > 1 {
             dh = matmul(da_t.clone(), m.w.clone());
@@ -366,9 +400,15 @@ pub(crate) struct Saved<C> {
 }
 
 impl<C: Cell + Clone> Saved<C> {
-    /// Run a sequence forward: `h_T`, and with `save` what its backward needs.
-    pub(super) fn run(main: Main, mut cell: C, save: bool) -> (CubeTensor, Option<Arc<Self>>) {
-        let (h, tape) = forward(&main, &mut cell, save);
+    /// Run a sequence forward: `h_T` (or with `every` all states), and with `save` what its
+    /// backward needs.
+    pub(super) fn run(
+        main: Main,
+        mut cell: C,
+        save: bool,
+        every: bool,
+    ) -> (CubeTensor, Option<Arc<Self>>) {
+        let (h, tape) = forward(&main, &mut cell, save, every);
         (h, save.then(|| Arc::new(Saved { main, tape, cell })))
     }
 
@@ -395,7 +435,12 @@ impl Kernel<Cube, 7> for RnnSequence {
     fn forward(&self, inputs: [CubeTensor; 7], save: bool) -> (CubeTensor, Option<Self::Saved>) {
         let [xs, u, u_bias, v, v_bias, n, s] = &inputs;
         let cell = Pointwise::new(self, n, s);
-        Saved::run(Main::new(xs, [u, u_bias, v, v_bias]), cell, save)
+        Saved::run(
+            Main::new(xs, [u, u_bias, v, v_bias]),
+            cell,
+            save,
+            self.every,
+        )
     }
 
     fn backward(

@@ -56,7 +56,7 @@ pub fn values_by_name<M: Parameterised>(model: &M) -> BTreeMap<String, Vec<f64>>
 
 /// Compare every tensor of `expected` (values as f32) with `got`: each entry within
 /// `rtol` × (the tensor's largest |entry|) + `rtol` × |entry|.
-fn assert_tensors_close(
+pub fn assert_tensors_close(
     what: &str,
     got: &BTreeMap<String, Vec<f64>>,
     expected: &NamedTensors,
