@@ -501,6 +501,7 @@ fn fused_sgd_update_matches_plain_on_gpu() {
                     vector(&g, &cpu()).cast(DType::F64),
                     lr,
                 ),
+                None,
             );
             let (fused, truth) = (host(fused), host(truth));
             for (i, (a, b)) in fused.iter().zip(&truth).enumerate() {
