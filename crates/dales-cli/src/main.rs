@@ -11,7 +11,7 @@ mod plot;
 mod progress;
 mod training;
 
-use cmd::{analyze, bench, compare, eval, reproduce, robustness, train};
+use cmd::{analyze, bench, compare, eval, reproduce, robustness, spectrum, train};
 
 /// Train Dale's-principle networks (DANN, ColumnEI) and their baselines on MNIST-format data.
 #[derive(Debug, Parser)]
@@ -34,8 +34,12 @@ enum Command {
     /// Accuracy of sequence runs under an external drive of growing amplitude (and the sin
     /// input transform): a table, a CSV and a plot.
     Robustness(robustness::RobustnessArgs),
-    /// Analyses of a trained sequence run: traces, lyapunov, jacobian, response.
+    /// Analyses of a trained run: traces, lyapunov, jacobian, response (sequence runs);
+    /// spectrum (recurrent E/I runs).
     Analyze(analyze::AnalyzeArgs),
+    /// Spectra of recurrent E/I initialisations sampled without training (eigenvalues,
+    /// singular values, NSE).
+    Spectrum(spectrum::SpectrumArgs),
     /// Time training steps and one epoch (compare with the PyTorch reference: bench/compare.sh).
     Bench(bench::BenchArgs),
 }
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Robustness(args) => robustness::run(args),
         Command::Analyze(args) => analyze::run(args),
+        Command::Spectrum(args) => spectrum::run(args),
     };
     match result {
         Ok(code) => code,

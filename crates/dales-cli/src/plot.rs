@@ -32,8 +32,22 @@ fn ensure_font() -> Result<()> {
     .map_err(anyhow::Error::msg)
 }
 
-/// One line of a plot: label and (x, value) points.
+/// How a series is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    /// A line through the points, with a small marker on each.
+    Line,
+    /// Small translucent dots only (a scatter of many points).
+    Dots,
+    /// A line in the colour of the series before it, without a legend entry (a guide drawn
+    /// with its data, such as a circle around a scatter).
+    Guide,
+}
+
+/// One series of a plot: label and (x, value) points.
 pub struct Series {
+    /// How it is drawn.
+    pub mark: Mark,
     /// Legend label.
     pub label: String,
     /// Points.
@@ -81,9 +95,13 @@ where
     let areas = root.split_evenly((1, panels.len()));
     for (area, panel) in areas.iter().zip(panels) {
         let points = panel.series.iter().flat_map(|s| s.points.iter());
-        let (mut x1, mut y0, mut y1) = (1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        // The x axis starts at 0 unless a point lies left of it.
+        let (mut x0, mut x1, mut y0, mut y1) = (0.0f64, 1.0f64, f64::INFINITY, f64::NEG_INFINITY);
         for &(x, y) in points {
-            x1 = x1.max(x);
+            if x.is_finite() {
+                x0 = x0.min(x);
+                x1 = x1.max(x);
+            }
             if y.is_finite() {
                 y0 = y0.min(y);
                 y1 = y1.max(y);
@@ -98,7 +116,7 @@ where
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(0.0..x1, (y0 - pad)..(y1 + pad))
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         chart
             .configure_mesh()
@@ -107,8 +125,32 @@ where
             .label_style(("sans-serif", 14))
             .draw()
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        for (i, s) in panel.series.iter().enumerate() {
-            let color = Palette99::pick(i).to_rgba();
+        let mut colour = 0;
+        for s in &panel.series {
+            if s.mark != Mark::Guide {
+                colour += 1;
+            }
+            let color = Palette99::pick(colour.max(1) - 1).to_rgba();
+            if s.mark == Mark::Guide {
+                chart
+                    .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(1)))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                continue;
+            }
+            if s.mark == Mark::Dots {
+                // Many points (a spectrum) as fine dots, a few (one per run) visibly.
+                let (size, dot) = if s.points.len() > 500 {
+                    (1, color.mix(0.5).filled())
+                } else {
+                    (4, color.filled())
+                };
+                chart
+                    .draw_series(s.points.iter().map(|&p| Circle::new(p, size, dot)))
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .label(&s.label)
+                    .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
+                continue;
+            }
             chart
                 .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
                 .map_err(|e| anyhow::anyhow!("{e}"))?
@@ -147,10 +189,12 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
             y_label: "cross-entropy".into(),
             series: vec![
                 Series {
+                    mark: Mark::Line,
                     label: "train".into(),
                     points: pts(|r| r.train_loss),
                 },
                 Series {
+                    mark: Mark::Line,
                     label: eval_name.into(),
                     points: pts(|r| r.test_loss),
                 },
@@ -162,10 +206,12 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
             y_label: "error (%)".into(),
             series: vec![
                 Series {
+                    mark: Mark::Line,
                     label: "train".into(),
                     points: pts(|r| r.train_error),
                 },
                 Series {
+                    mark: Mark::Line,
                     label: eval_name.into(),
                     points: pts(|r| r.test_error),
                 },
@@ -183,7 +229,126 @@ pub fn sweep(sweep: &dales::robustness::Sweep, results: &[dales::robustness::Run
         series: sweep
             .curves(results)
             .into_iter()
-            .map(|(label, points)| Series { label, points })
+            .map(|(label, points)| Series {
+                mark: Mark::Line,
+                label,
+                points,
+            })
             .collect(),
     }
+}
+
+/// The panels of a set of recurrent spectra (spec B5, the spectral paper's Fig. 3): the
+/// eigenvalues in the complex plane with each group's circular-law disc, and the histograms of
+/// the eigenvalue moduli and of the singular values, one colour per group (label, and matrix
+/// where a network has several).
+pub fn spectra(
+    spectra: &[dales::analysis::spectra::MatrixSpectrum],
+    bins: usize,
+) -> Result<Vec<Panel>> {
+    use dales::analysis::spectra::{Histogram, summarise};
+    let groups = summarise(spectra);
+    let several = groups.iter().any(|g| g.matrix != groups[0].matrix);
+    let name = |label: &str, matrix: &str| {
+        if several {
+            format!("{label} {matrix}")
+        } else {
+            label.to_string()
+        }
+    };
+    let top = |f: fn(&dales::analysis::spectra::MatrixSpectrum) -> f64| {
+        spectra.iter().map(f).fold(0.0, f64::max).max(1e-12)
+    };
+    // Singular values relative to their mean: the NSE is blind to scale, so this is the
+    // dispersion it measures, comparable between models of different gains.
+    let relative = |sv: &[f64]| {
+        let mean = sv.iter().sum::<f64>() / sv.len().max(1) as f64;
+        sv.iter().map(|v| v / mean).collect::<Vec<f64>>()
+    };
+    let (radius_max, sigma_max) = (
+        top(|s| s.spectral_radius),
+        spectra
+            .iter()
+            .flat_map(|s| relative(&s.singular_values))
+            .fold(1e-12, f64::max),
+    );
+    let mut plane = Panel {
+        title: "eigenvalues (circles: mean spectral radius)".into(),
+        x_label: "Re λ".into(),
+        y_label: "Im λ".into(),
+        series: Vec::new(),
+    };
+    let mut moduli = Panel {
+        title: "eigenvalue moduli".into(),
+        x_label: "|λ|".into(),
+        y_label: "density".into(),
+        series: Vec::new(),
+    };
+    let mut singular = Panel {
+        title: "singular values ÷ their mean (what the NSE measures)".into(),
+        x_label: "σ / mean σ".into(),
+        y_label: "density".into(),
+        series: Vec::new(),
+    };
+    for g in &groups {
+        let label = format!("{} (NSE {:.3})", name(&g.label, &g.matrix), g.nse.0);
+        let group: Vec<_> = spectra
+            .iter()
+            .filter(|s| s.label == g.label && s.matrix == g.matrix)
+            .collect();
+        let eigen: Vec<(f64, f64)> = group
+            .iter()
+            .flat_map(|s| s.eigenvalues.iter().map(|e| (e.re, e.im)))
+            .collect();
+        let radius = g.spectral_radius.0;
+        plane.series.push(Series {
+            mark: Mark::Dots,
+            label: label.clone(),
+            points: eigen,
+        });
+        plane.series.push(Series {
+            mark: Mark::Guide,
+            label: format!("ρ = {radius:.3}"),
+            points: (0..=120)
+                .map(|k| {
+                    let t = k as f64 * std::f64::consts::TAU / 120.0;
+                    (radius * t.cos(), radius * t.sin())
+                })
+                .collect(),
+        });
+        let m: Vec<f64> = group
+            .iter()
+            .flat_map(|s| s.eigenvalues.iter().map(|e| e.modulus()))
+            .collect();
+        let sv: Vec<f64> = group
+            .iter()
+            .flat_map(|s| relative(&s.singular_values))
+            .collect();
+        moduli.series.push(Series {
+            mark: Mark::Line,
+            label: label.clone(),
+            points: Histogram::new(&m, bins, 0.0, radius_max)?.outline(),
+        });
+        singular.series.push(Series {
+            mark: Mark::Line,
+            label,
+            points: Histogram::new(&sv, bins, 0.0, sigma_max)?.outline(),
+        });
+    }
+    Ok(vec![plane, moduli, singular])
+}
+
+/// Write the files of a set of spectra into `dir`: the library's CSVs and table
+/// ([`dales::analysis::spectra::write`]) and `spectrum.png`/`.svg` ([`spectra`]); returns
+/// every file written.
+pub fn write_spectra(
+    dir: &Path,
+    found: &[dales::analysis::spectra::MatrixSpectrum],
+    bins: usize,
+) -> Result<Vec<std::path::PathBuf>> {
+    let mut written = dales::analysis::spectra::write(dir, found)?;
+    let stem = dir.join("spectrum");
+    save(&spectra(found, bins)?, &stem)?;
+    written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
+    Ok(written)
 }

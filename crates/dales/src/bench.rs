@@ -28,6 +28,7 @@ use crate::config::TrainConfig;
 use crate::fused::Settings;
 use crate::host::tensor;
 use crate::learner::{Learner, ModelSpec};
+use crate::nn::recurrent_net::RecurrentConfig;
 use crate::nn::seq::SeqConfig;
 use crate::nn::{MlpConfig, ModelKind};
 use crate::optim::{Clip, Method, Optimizer};
@@ -266,6 +267,55 @@ pub fn time_sequence_steps(
             settings,
             |m| m.forward(input, &|_| None),
             &targets,
+        );
+        if i >= warmup {
+            ms.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    Ok(ms)
+}
+
+/// Time full training steps of a recurrent E/I model (spec Part B) under its run settings
+/// `config` (model, update rules, clipping, learning rate): the reference's `bench.py --kinds
+/// rowseq` case for the `rowseq-*` presets. Inputs are `config.model.n_in` uniform [0, 1)
+/// values per step for `steps` steps, with random labels, from a pool of 8 batches as in the
+/// reference. Returns the milliseconds of each timed step.
+pub fn time_recurrent_steps(
+    config: &TrainConfig<RecurrentConfig>,
+    steps: usize,
+    [warmup, timed]: [usize; 2],
+    device: &Device,
+    settings: Settings,
+) -> Result<Vec<f64>> {
+    let device = device.clone().autodiff();
+    let model_config = &config.model;
+    let mut model = model_config.init_seeded(0, &device)?;
+    let mut optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
+    optim.check(&model)?;
+    let (batch, n_in) = (config.batch_size, model_config.n_in);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let pool: Vec<(Tensor<3>, Targets)> = (0..8)
+        .map(|_| {
+            let x: Vec<f32> = (0..batch * steps * n_in)
+                .map(|_| rng.random::<f32>())
+                .collect();
+            let y = (0..batch)
+                .map(|_| rng.random_range(0..model_config.n_out))
+                .collect();
+            (tensor(x, [batch, steps, n_in], &device), Targets::all(y))
+        })
+        .collect();
+    let mut ms = Vec::with_capacity(timed);
+    for i in 0..warmup + timed {
+        let (x, y) = &pool[i % pool.len()];
+        let start = Instant::now();
+        step(
+            &mut model,
+            &mut optim,
+            config.optim.lr,
+            settings,
+            |m| m.logits(x.clone()),
+            y,
         );
         if i >= warmup {
             ms.push(start.elapsed().as_secs_f64() * 1e3);

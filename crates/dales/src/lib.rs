@@ -51,6 +51,7 @@ pub mod report;
 pub mod reproduce;
 pub mod robustness;
 pub mod run;
+pub mod stats;
 pub mod train;
 
 pub use error::{Error, Result};

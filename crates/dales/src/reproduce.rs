@@ -2,6 +2,8 @@
 //! trained for several seeds, written as data in `configs/reproduce/NAME.toml`, and a report
 //! over the finished runs.
 
+pub mod spectral;
+
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,6 @@
 //! `dales analyze`: the analyses of the adaptation paper (spec C5) on a trained sequence run,
-//! each writing a CSV and a PNG/SVG plot into `<run>/analysis/` (or `--out`).
+//! and the spectra of a recurrent E/I run (spec B5), each writing a CSV and a PNG/SVG plot
+//! into `<run>/analysis/` (or `--out`).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -7,11 +8,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dales::analysis::driven::{driven_traces, jacobian_vs_drive, lyapunov_vs_drive, response};
+use dales::analysis::spectra;
 use dales::analysis::trace::{StepProtocol, Trace};
 use dales::nn::seq::SeqClassifier;
 use dales::run::RunDir;
 
-use crate::plot::{self, Panel, Series};
+use crate::plot::{self, Mark, Panel, Series};
 
 /// Analyse a trained sequence run (spec C5).
 #[derive(Debug, clap::Args)]
@@ -39,6 +41,24 @@ pub enum Analysis {
     /// the adaptation index per neuron and the fractional order α* whose derivative of the
     /// mean response best matches the drive's step.
     Response(ResponseArgs),
+    /// Eigenvalue and singular-value spectra of a recurrent E/I run's recurrent matrices, at
+    /// its initialisation (drawn again from its seed) and trained: eigenvalues in the complex
+    /// plane, histograms of |λ| and σ, NSE (spec B5); spectrum.csv, spectrum_summary.csv,
+    /// spectrum.md and spectrum.png/.svg.
+    Spectrum(SpectrumArgs),
+}
+
+/// Options of `dales analyze spectrum`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SpectrumArgs {
+    /// The run directory (a recurrent E/I run: rowseq-*, adding-*, or `kind = "recurrent"`).
+    pub run: PathBuf,
+    /// Output directory [default: <run>/analysis].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Histogram bins.
+    #[arg(long, default_value_t = 40)]
+    pub bins: usize,
 }
 
 /// Options shared by the analyses.
@@ -84,8 +104,23 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         Analysis::Lyapunov(c) => lyapunov(&c),
         Analysis::Jacobian(c) => jacobian(&c),
         Analysis::Response(r) => respond(&r),
+        Analysis::Spectrum(s) => spectrum(&s),
     }?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn spectrum(args: &SpectrumArgs) -> Result<()> {
+    let run = RunDir::open(&args.run)?;
+    let found = spectra::of_run(&run)?;
+    let dir = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.run.join("analysis"));
+    for path in plot::write_spectra(&dir, &found, args.bins)? {
+        eprintln!("wrote {}", path.display());
+    }
+    println!("{}", spectra::summary_table(&spectra::summarise(&found)));
+    Ok(())
 }
 
 fn out_dir(c: &Common) -> Result<PathBuf> {
@@ -143,6 +178,7 @@ fn traces(c: &Common) -> Result<()> {
         }
         for (panel, f) in panels.iter_mut().zip(&fields) {
             panel.series.push(Series {
+                mark: Mark::Line,
                 label: format!("ξ = {xi}"),
                 points: steps(f),
             });
@@ -177,6 +213,7 @@ fn lyapunov(c: &Common) -> Result<()> {
             x_label: "drive amplitude ξ".into(),
             y_label: "bits per step".into(),
             series: vec![Series {
+                mark: Mark::Line,
                 label: model.config().kind.to_string(),
                 points: mle,
             }],
@@ -202,10 +239,12 @@ fn jacobian(c: &Common) -> Result<()> {
     write(&dir, "jacobian.csv", &csv)?;
     let series = vec![
         Series {
+            mark: Mark::Line,
             label: "∞-operator norm".into(),
             points: inf,
         },
         Series {
+            mark: Mark::Line,
             label: "spectral norm".into(),
             points: spec,
         },
@@ -262,6 +301,7 @@ fn respond(r: &ResponseArgs) -> Result<()> {
         .population
         .iter()
         .map(|(xi, p)| Series {
+            mark: Mark::Line,
             label: format!("ξ = {xi}"),
             points: steps(p),
         })
@@ -271,6 +311,7 @@ fn respond(r: &ResponseArgs) -> Result<()> {
         x_label: "order α".into(),
         y_label: "MSE".into(),
         series: vec![Series {
+            mark: Mark::Line,
             label: "population".into(),
             points: result
                 .fit

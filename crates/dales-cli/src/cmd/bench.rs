@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use dales::bench::{StepCase, StepTiming, time_sequence_steps, time_steps};
+use dales::bench::{StepCase, StepTiming, time_recurrent_steps, time_sequence_steps, time_steps};
 use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
 use dales::fused::Settings;
 use dales::nn::ModelKind;
+use dales::nn::recurrent_net::CellKind;
 use dales::nn::seq::{SeqConfig, SeqKind};
 use dales::run::{Dataset, Event, Trainer};
 use serde_json::json;
@@ -21,12 +22,18 @@ use crate::peak::measured_peak_gflops;
 /// MLPs, and one training epoch end to end; print a table, or JSON with --json.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Model kinds to time, comma-separated.
+    /// Model kinds to time, comma-separated: feed-forward kinds, and the recurrent E/I models
+    /// of the spectral paper as rowseq_rnn, rowseq_dann, rowseq_colei (or `rowseq` for the
+    /// three; 28 steps of 28 inputs, 1 × 100, the `rowseq-*` presets' update, at
+    /// `--rowseq-batches`).
     #[arg(long, default_value = "mlp,dann", value_delimiter = ',')]
     pub kinds: Vec<String>,
     /// Batch sizes, comma-separated.
     #[arg(long, default_value = "32,256,1024", value_delimiter = ',')]
     pub batches: Vec<usize>,
+    /// Batch sizes of the rowseq_* kinds, comma-separated.
+    #[arg(long, default_value = "32", value_delimiter = ',')]
+    pub rowseq_batches: Vec<usize>,
     /// Timed steps per case.
     #[arg(long, default_value_t = 100)]
     pub steps: usize,
@@ -136,15 +143,28 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     if !args.arun_seq.is_empty() {
         return bench_arun(&args, &device);
     }
-    let kinds = args
-        .kinds
+    let mut rowseq = Vec::new();
+    let mut feed_forward = Vec::new();
+    for k in &args.kinds {
+        match k.as_str() {
+            "rowseq" => rowseq.extend(CellKind::ALL),
+            other => match other.strip_prefix("rowseq_") {
+                Some(cell) => rowseq.push(
+                    cell.parse::<CellKind>()
+                        .map_err(|_| anyhow::anyhow!("--kinds: unknown recurrent kind `{k}`"))?,
+                ),
+                None => feed_forward.push(k),
+            },
+        }
+    }
+    let kinds = feed_forward
         .iter()
         .map(|k| {
             k.parse::<ModelKind>()
                 .map_err(|_| anyhow::anyhow!("--kinds: unknown model kind `{k}`"))
         })
         .collect::<Result<Vec<_>>>()?;
-    if args.batches.contains(&0) {
+    if args.batches.contains(&0) || args.rowseq_batches.contains(&0) {
         bail!("--batches: a batch size must be at least 1");
     }
     let (warmup, steps) = if args.quick {
@@ -202,6 +222,31 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 100.0 * t.gflops() / peak
             ));
             results.push(step_json(&t, &args, peak));
+        }
+    }
+    for &cell in &rowseq {
+        for &batch in &args.rowseq_batches {
+            let mut config = TrainConfig::rowseq(cell, 1);
+            config.batch_size = batch;
+            let name = format!("rowseq_{}_1x100", cell.name());
+            let ms = time_recurrent_steps(&config, 28, [warmup, steps], &device, args.settings())
+                .with_context(|| format!("timing {name}"))?;
+            let sorted = {
+                let mut v = ms.clone();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let median = sorted[sorted.len() / 2];
+            let p90 = sorted[(0.9 * (sorted.len() - 1) as f64) as usize];
+            let per_s = batch as f64 * 1e3 / median;
+            say(format!(
+                "{name:<28} {batch:>6} {median:>10.3} {p90:>10.3} {per_s:>12.1}"
+            ));
+            results.push(json!({
+                "name": name, "device": args.device, "batch": batch, "steps": ms.len(),
+                "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
+                "model": cell.name(), "task": "row-sequential 28x28", "layers": 1, "hidden": 100,
+            }));
         }
     }
 

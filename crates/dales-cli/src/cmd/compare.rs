@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use dales::report::markdown_table;
 use dales::run::RunDir;
 
-use crate::plot::{self, Panel, Series};
+use crate::plot::{self, Mark, Panel, Series};
 
 /// Compare runs: prints a table, writes it as compare.md, and draws compare.png/.svg with the
 /// runs' evaluation-error curves overlaid.
@@ -43,6 +43,7 @@ pub fn run(args: CompareArgs) -> Result<ExitCode> {
             format!("{:.0}", s.wall_seconds),
         ]);
         series.push(Series {
+            mark: Mark::Line,
             label: run.label(),
             points: records
                 .iter()

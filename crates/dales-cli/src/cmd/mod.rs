@@ -7,4 +7,5 @@ pub mod compare;
 pub mod eval;
 pub mod reproduce;
 pub mod robustness;
+pub mod spectrum;
 pub mod train;

@@ -7,12 +7,12 @@ use std::sync::Mutex;
 use anyhow::{Context, Result, bail};
 use dales::config::TrainConfig;
 use dales::learner::ModelSpec;
-use dales::reproduce::{Experiment, Job, Options, Report, errors_table, write_errors};
+use dales::reproduce::{Experiment, Job, Options, Report, errors_table, spectral, write_errors};
 use dales::robustness::Sweep;
 use dales::run::{AnyConfig, Dataset, Outcome, RunDir, Trainer};
 use indicatif::MultiProgress;
 
-use crate::plot::{self, Panel, Series};
+use crate::plot::{self, Mark, Panel, Series};
 use crate::training::run_to_end;
 
 /// Reproduce a paper's comparison (the lists are configs/reproduce/NAME.toml). `dann2021`: the
@@ -21,12 +21,16 @@ use crate::training::run_to_end;
 /// several seeds; writes results.md/.json and curves. `adaptation`: RNN+ReLU, RNN+tanh, RNN
 /// with heterogeneous gamma and ARUN (Geadah et al.) on permuted pixel sequences of
 /// Fashion-MNIST (the `-small` presets, or the paper's size with --full), then their accuracy
-/// under an external step drive (`dales robustness`). Finished runs are kept and interrupted
-/// ones resumed when the command is run again.
+/// under an external step drive (`dales robustness`). `dale2023`: the spectral paper (Li et
+/// al., NeurIPS 2023) — RNN, DANN and ColEI RNNs on row-sequential images (1 and 3 layers),
+/// NSE at init against final error across E:I ratios and sizes, the spectrum-transplant and
+/// sign ablation, and the adding problem (20 epochs and 3 seeds; --full: 30 epochs, 5 seeds
+/// and the size 1000). Finished runs are kept and interrupted ones resumed when the command
+/// is run again.
 #[derive(Debug, clap::Args)]
 pub struct ReproduceArgs {
-    /// The experiment: dann2021 or adaptation.
-    #[arg(value_parser = ["dann2021", "adaptation"])]
+    /// The experiment: dann2021, adaptation or dale2023.
+    #[arg(value_parser = ["dann2021", "adaptation", "dale2023"])]
     pub experiment: String,
     /// Epochs per run [default: dann2021 50; adaptation the presets' (6 small, 100 full)].
     #[arg(long)]
@@ -57,7 +61,6 @@ pub fn run(args: ReproduceArgs) -> Result<ExitCode> {
     if args.jobs == 0 {
         bail!("--jobs 0: at least one job is needed");
     }
-    let experiment = Experiment::named(&args.experiment)?;
     let out = args
         .out
         .clone()
@@ -68,25 +71,136 @@ pub fn run(args: ReproduceArgs) -> Result<ExitCode> {
         epochs: args.epochs,
         data: args.data.clone(),
     };
+    if args.experiment == "dale2023" {
+        return dale2023(&args, &out, &options);
+    }
+    let experiment = Experiment::named(&args.experiment)?;
     let jobs = experiment.jobs(&out, &options)?;
-    if !args.report_only {
-        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let failures = run_queue(args.jobs, &jobs);
-        for f in &failures {
-            eprintln!("error: {f}");
-        }
-        if crate::interrupt::requested() {
-            eprintln!("interrupted; run the same command again to resume");
-            return Ok(ExitCode::from(130));
-        }
-        if !failures.is_empty() {
-            return Ok(ExitCode::from(1));
-        }
+    if let Some(code) = train_all(&args, &out, &jobs)? {
+        return Ok(code);
     }
     match experiment.report {
         Report::Errors => errors_report(&args.experiment, &experiment, &jobs, &out)?,
         Report::Robustness => robustness_report(&jobs, &out, args.data.clone())?,
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Train every job unless `--report-only`; the exit code when the command must stop there
+/// (interrupted, or a run failed).
+fn train_all(args: &ReproduceArgs, out: &Path, jobs: &[Job]) -> Result<Option<ExitCode>> {
+    if args.report_only {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let failures = run_queue(args.jobs, jobs);
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    if crate::interrupt::requested() {
+        eprintln!("interrupted; run the same command again to resume");
+        return Ok(Some(ExitCode::from(130)));
+    }
+    if !failures.is_empty() {
+        return Ok(Some(ExitCode::from(1)));
+    }
+    Ok(None)
+}
+
+/// `dales reproduce dale2023`: every part's runs, then results.md, runs.csv and the plots.
+fn dale2023(args: &ReproduceArgs, out: &Path, options: &Options) -> Result<ExitCode> {
+    let jobs = spectral::jobs(out, options)?;
+    let plain: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
+    if let Some(code) = train_all(args, out, &plain)? {
+        return Ok(code);
+    }
+    let data = match &args.data {
+        Some(d) => format!("images from {}", d.display()),
+        None => "Fashion-MNIST".to_string(),
+    };
+    let results = spectral::write_report(out, &jobs, &data)?;
+    println!("{}", spectral::report_markdown(&results, &data));
+    let summaries = spectral::summarise(&results);
+    let curves = |part: spectral::Part, title: &str, y: &str| Panel {
+        x_label: "epoch".into(),
+        title: title.to_string(),
+        y_label: y.to_string(),
+        series: summaries
+            .iter()
+            .filter(|s| s.part == part)
+            .map(|s| Series {
+                mark: Mark::Line,
+                label: s.condition.clone(),
+                points: s
+                    .curve
+                    .iter()
+                    .enumerate()
+                    .map(|(e, v)| ((e + 1) as f64, *v))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut panels = vec![
+        curves(
+            spectral::Part::Rowseq,
+            "row-sequential: test error",
+            "error (%)",
+        ),
+        curves(
+            spectral::Part::Transplant,
+            "transplant ablation: test error",
+            "error (%)",
+        ),
+        curves(spectral::Part::Adding, "adding problem: test MSE", "MSE"),
+    ];
+    panels.retain(|p| !p.series.is_empty());
+    if !panels.is_empty() {
+        plot::save(&panels, &out.join("curves"))?;
+    }
+    let nse: Vec<&spectral::RunResult> = results
+        .iter()
+        .filter(|r| r.part == spectral::Part::Nse)
+        .collect();
+    if !nse.is_empty() {
+        let mut series: Vec<Series> = Vec::new();
+        for r in &nse {
+            let label = format!("n = {}", r.hidden);
+            let point = (r.nse_init, r.final_error);
+            match series.iter_mut().find(|s| s.label == label) {
+                Some(s) => s.points.push(point),
+                None => series.push(Series {
+                    mark: Mark::Dots,
+                    label,
+                    points: vec![point],
+                }),
+            }
+        }
+        if let Some(fit) = spectral::nse_regression(&results) {
+            let xs = nse.iter().map(|r| r.nse_init);
+            let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(x), b.max(x))
+            });
+            series.push(Series {
+                mark: Mark::Line,
+                label: format!("fit: r = {:.2}, p = {:.1e}", fit.r, fit.p),
+                points: vec![
+                    (lo, fit.slope * lo + fit.intercept),
+                    (hi, fit.slope * hi + fit.intercept),
+                ],
+            });
+        }
+        let panel = Panel {
+            x_label: "NSE at initialisation".into(),
+            title: "ColEI: E:I ratio 1, 9, 99".into(),
+            y_label: "final test error (%)".into(),
+            series,
+        };
+        plot::save(&[panel], &out.join("nse"))?;
+    }
+    eprintln!(
+        "wrote {}/results.md, runs.csv, curves.png/.svg, nse.png/.svg",
+        out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -148,6 +262,7 @@ fn errors_report(name: &str, experiment: &Experiment, jobs: &[Job], out: &Path) 
     let series = results
         .iter()
         .map(|r| Series {
+            mark: Mark::Line,
             label: r.model.clone(),
             points: r.curve.clone(),
         })

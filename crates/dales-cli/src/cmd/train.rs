@@ -23,7 +23,8 @@ pub struct TrainArgs {
     /// adaptation paper's psMNIST setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma,
     /// rnn-gamma-het, arun, lstm, gru; add -small for the CPU-sized variant (49 steps, H 64);
     /// copy-MODEL[-small] for the copy task. Recurrent E/I (row-sequential images, the spectral
-    /// paper): rowseq-rnn, rowseq-dann, rowseq-colei, and rowseq3-… with three layers.
+    /// paper): rowseq-rnn, rowseq-dann, rowseq-colei, and rowseq3-… with three layers; the
+    /// adding problem: adding-rnn, adding-dann, adding-colei.
     #[arg(long, conflicts_with_all = ["config", "resume"])]
     pub preset: Option<String>,
     /// A TOML file with every setting of the run (see configs/).

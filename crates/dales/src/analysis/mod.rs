@@ -16,6 +16,8 @@
 //!   authors' script computed a different quantity (spec C7.8); see the module documentation.
 //! - [`fracdiff`]: fractional differentiation and integration by FFT, and the fit of a
 //!   fractional order to mean responses (spec C5, "Fractional-order differentiation").
+//! - [`spectra`]: eigenvalue and singular-value spectra of recurrent E/I networks (spec B5), of
+//!   a run before and after training and of sampled initialisations.
 //! - [`adaptation`]: the adaptation index `(r_early − r_late)/(r_early + r_late)` of a response
 //!   trace (spec C5, "Adaptation index").
 
@@ -24,6 +26,7 @@ pub mod driven;
 pub mod fracdiff;
 pub mod jacobian;
 pub mod lyapunov;
+pub mod spectra;
 pub mod trace;
 
 pub use adaptation::AdaptationWindows;

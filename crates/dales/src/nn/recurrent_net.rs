@@ -85,6 +85,18 @@ impl CellKind {
     }
 }
 
+impl std::str::FromStr for CellKind {
+    type Err = Error;
+
+    /// `rnn`, `dann` or `colei`.
+    fn from_str(s: &str) -> Result<Self> {
+        CellKind::ALL
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| Error::config("cell", format!("{s:?}"), "one of rnn, dann, colei"))
+    }
+}
+
 impl fmt::Display for CellKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -474,3 +474,39 @@ fn nse_probes_are_logged_from_initialisation() {
     );
     assert!(probes.iter().all(|(_, v)| *v > 0.0 && *v <= 1.0));
 }
+
+/// NSE at init over 20 seeds (`dales spectrum`'s sampling) against the reference's 20-seed
+/// table (shared/reference/README.md, `train_rowseq.py --task nse_init --seeds 20`: RNN
+/// 0.9528 ± 0.0010, DANN 0.9501 ± 0.0009, ColEI 0.7968 ± 0.0037). Different random streams,
+/// so the means must agree within the standard error of a difference of two 20-seed means
+/// (4 of them: a failure is a different distribution, not bad luck).
+#[test]
+fn nse_at_init_matches_the_reference_distribution() {
+    use dales::analysis::spectra::{sample_inits, summarise};
+    for (cell, mean, sd) in [
+        (CellKind::Rnn, 0.9528, 0.0010),
+        (CellKind::Dann, 0.9501, 0.0009),
+        (CellKind::Colei, 0.7968, 0.0037),
+    ] {
+        let spectra = sample_inits(&RecurrentConfig::paper(cell), cell.name(), 0..20).unwrap();
+        let group = &summarise(&spectra)[0];
+        assert_eq!(group.seeds, 20);
+        let se = (2.0 * sd * sd / 20.0f64).sqrt();
+        assert!(
+            (group.nse.0 - mean).abs() < 4.0 * se,
+            "{cell}: NSE {:.4} ± {:.4} against the reference's {mean} ± {sd}",
+            group.nse.0,
+            group.nse.1
+        );
+        // Seed to seed spread of the same order as the reference's.
+        assert!(group.nse.1 > sd / 3.0 && group.nse.1 < sd * 3.0);
+        // ColEI's radius is set exactly; its spectrum is the dispersed one.
+        if cell == CellKind::Colei {
+            assert!(
+                spectra
+                    .iter()
+                    .all(|s| (s.spectral_radius - 1.5).abs() < 1e-4)
+            );
+        }
+    }
+}
