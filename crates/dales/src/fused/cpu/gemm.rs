@@ -272,7 +272,10 @@ const ROW_BLOCK: usize = 128;
 /// On AVX2 CPUs without AVX-512 (an AMD EPYC) the dot kernel won at every batch and the
 /// broadcast kernel also won the weight gradients (`k` the batch, at most 128). On AVX-512
 /// CPUs (an Intel Xeon) the `gemm` crate's kernels are 16 lanes wide against these 8: there
-/// the packed GEMM took every product at batch 256 and above, and every weight gradient.
+/// the packed GEMM took every product at batch 256 and above, and every weight gradient; there
+/// the broadcast kernel keeps only input gradients with a wide result (`n ≥ 256`): the
+/// recurrent weight gradient of a 1 × 100 row-sequential step (100 × 896 × 100) went to the
+/// packed GEMM, and the step took 8–12 % less time on one thread (docs/benchmarks.md).
 fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
     let small = |v: usize| v <= 128;
     let large = |v: usize| v >= 256;
@@ -281,7 +284,9 @@ fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
         // A · Wᵀ: the forward product.
         skinny::Kernel::Dot => large(k) && (!wide || small(m)),
         // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k).
-        skinny::Kernel::Broadcast => small(m) && large(k) || !wide && small(k) && large(n),
+        skinny::Kernel::Broadcast => {
+            small(m) && large(k) && (!wide || large(n)) || !wide && small(k) && large(n)
+        }
     }
 }
 
