@@ -174,8 +174,18 @@ where
     Ok(())
 }
 
-/// Loss and error panels of one run's records.
-pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &str) -> Vec<Panel> {
+/// Loss and error panels of one run's records (`regression`: both are mean squared errors).
+pub fn run_curves(
+    records: &[dales::run::EpochRecord],
+    eval_name: &str,
+    title: &str,
+    regression: bool,
+) -> Vec<Panel> {
+    let (loss_label, error_label) = if regression {
+        ("mean squared error", "mean squared error")
+    } else {
+        ("cross-entropy", "error (%)")
+    };
     let pts = |f: fn(&dales::run::EpochRecord) -> f64| {
         records
             .iter()
@@ -186,7 +196,7 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
         Panel {
             x_label: "epoch".into(),
             title: format!("{title}: loss"),
-            y_label: "cross-entropy".into(),
+            y_label: loss_label.into(),
             series: vec![
                 Series {
                     mark: Mark::Line,
@@ -203,7 +213,7 @@ pub fn run_curves(records: &[dales::run::EpochRecord], eval_name: &str, title: &
         Panel {
             x_label: "epoch".into(),
             title: format!("{title}: error"),
-            y_label: "error (%)".into(),
+            y_label: error_label.into(),
             series: vec![
                 Series {
                     mark: Mark::Line,

@@ -14,11 +14,14 @@ pub struct Reporter {
     epochs: usize,
     batches: usize,
     last_line: Instant,
+    /// Errors are mean squared errors (the adding problem), not % misclassified.
+    regression: bool,
 }
 
 impl Reporter {
-    /// A reporter for run `name` of `epochs` epochs; bars go into `multi` when given.
-    pub fn new(name: &str, epochs: usize, multi: Option<MultiProgress>) -> Self {
+    /// A reporter for run `name` of `epochs` epochs; bars go into `multi` when given;
+    /// `regression` reports mean squared errors instead of accuracies.
+    pub fn new(name: &str, epochs: usize, regression: bool, multi: Option<MultiProgress>) -> Self {
         Reporter {
             name: name.to_string(),
             bar: None,
@@ -26,6 +29,33 @@ impl Reporter {
             epochs,
             batches: 0,
             last_line: Instant::now(),
+            regression,
+        }
+    }
+
+    /// The running training metric: accuracy (%) of a classification, MSE of a regression.
+    fn train_metric(&self, train_error: f64) -> String {
+        if self.regression {
+            format!("train MSE {train_error:.4}")
+        } else {
+            format!("train acc {:.2}%", 100.0 - train_error)
+        }
+    }
+
+    /// The end-of-epoch line of `r`: losses and errors (%), or the MSEs of a regression.
+    fn epoch_line(&self, r: &dales::run::EpochRecord) -> String {
+        let (name, epoch, epochs) = (&self.name, r.epoch, self.epochs);
+        if self.regression {
+            format!(
+                "{name}: epoch {epoch}/{epochs} train MSE {:.4} | test MSE {:.4} | {:.0}s",
+                r.train_loss, r.test_loss, r.seconds
+            )
+        } else {
+            format!(
+                "{name}: epoch {epoch}/{epochs} train loss {:.4} train err {:.2}% | test loss {:.4} \
+                 test err {:.2}% | {:.0}s",
+                r.train_loss, r.train_error, r.test_loss, r.test_error, r.seconds
+            )
         }
     }
 
@@ -75,33 +105,23 @@ impl Reporter {
                     bar.set_position(batch as u64);
                     if batch % 20 == 0 {
                         bar.set_message(format!(
-                            "loss {loss:.4} train acc {:.2}%",
-                            100.0 - train_error
+                            "loss {loss:.4} {}",
+                            self.train_metric(train_error)
                         ));
                     }
                 } else if self.last_line.elapsed().as_secs() >= 30 {
                     self.last_line = Instant::now();
                     eprintln!(
-                        "{}: epoch {epoch}/{} batch {batch}/{} loss {loss:.4} train acc {:.2}%",
+                        "{}: epoch {epoch}/{} batch {batch}/{} loss {loss:.4} {}",
                         self.name,
                         self.epochs,
                         self.batches,
-                        100.0 - train_error
+                        self.train_metric(train_error)
                     );
                 }
             }
             Event::EpochEnd(r) => {
-                let line = format!(
-                    "{}: epoch {}/{} train loss {:.4} train err {:.2}% | test loss {:.4} test err {:.2}% | {:.0}s",
-                    self.name,
-                    r.epoch,
-                    self.epochs,
-                    r.train_loss,
-                    r.train_error,
-                    r.test_loss,
-                    r.test_error,
-                    r.seconds
-                );
+                let line = self.epoch_line(r);
                 match self.bar.take() {
                     Some(bar) => {
                         bar.finish_and_clear();

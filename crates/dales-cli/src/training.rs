@@ -18,7 +18,8 @@ pub fn run_to_end<M: ModelSpec>(
     name: &str,
     multi: Option<MultiProgress>,
 ) -> Result<Outcome> {
-    let mut reporter = Reporter::new(name, trainer.config().epochs, multi);
+    let regression = trainer.is_regression();
+    let mut reporter = Reporter::new(name, trainer.config().epochs, regression, multi);
     let result = trainer.run(&mut |e| reporter.on(e), &|_| crate::interrupt::requested());
     reporter.finish();
     if !trainer.records().is_empty() {
@@ -27,7 +28,7 @@ pub fn run_to_end<M: ModelSpec>(
             trainer.config().model.name(),
             trainer.config().seed
         );
-        let panels = plot::run_curves(trainer.records(), trainer.eval_name(), &title);
+        let panels = plot::run_curves(trainer.records(), trainer.eval_name(), &title, regression);
         if let Err(e) = plot::save(&panels, &dir.join("curves")) {
             eprintln!("warning: no plot for {}: {e:#}", dir.display());
         }

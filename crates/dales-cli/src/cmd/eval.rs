@@ -41,8 +41,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         AnyConfig::Recurrent(config) => {
             let (_, model) = run.recurrent()?;
             let (loss, error) = evaluate(&model, task.as_ref(), 1000);
+            let score = if config.model.adding.is_some() {
+                format!("test MSE {loss:.4}")
+            } else {
+                format!("test loss {loss:.4}, test error {error:.2}%")
+            };
             println!(
-                "{}: {} model, test loss {loss:.4}, test error {error:.2}% ({} sequences)",
+                "{}: {} model, {score} ({} sequences)",
                 ckpt.display(),
                 config.model.name(),
                 task.len()

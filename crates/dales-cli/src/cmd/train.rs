@@ -121,12 +121,18 @@ fn finish<M: ModelSpec>(mut trainer: Trainer<M>, dir: &Path) -> Result<ExitCode>
     let s = trainer.summary();
     match outcome {
         Outcome::Finished => {
-            eprintln!(
-                "done: {} epochs, final {} error {:.2}% (best {:.2}%), {:.0} s; run directory {}",
-                s.epochs_done,
-                s.eval_set,
+            let (last, best) = (
                 s.final_test_error.unwrap_or(f64::NAN),
                 s.best_test_error.unwrap_or(f64::NAN),
+            );
+            let result = if trainer.is_regression() {
+                format!("final {} MSE {last:.4} (best {best:.4})", s.eval_set)
+            } else {
+                format!("final {} error {last:.2}% (best {best:.2}%)", s.eval_set)
+            };
+            eprintln!(
+                "done: {} epochs, {result}, {:.0} s; run directory {}",
+                s.epochs_done,
                 s.wall_seconds,
                 dir.display()
             );
