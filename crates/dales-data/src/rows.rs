@@ -16,7 +16,7 @@
 //! ```
 
 use crate::Split;
-use crate::task::{Batch, Task, last_step_labels};
+use crate::task::{Batch, Task};
 
 /// Images read one row per step, the label the target of the last step.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,16 +57,7 @@ impl Task for RowSequences {
         let mut inputs = Vec::new();
         // Row-major images are already row after row: (B, rows, cols) = (B, T, d).
         self.split.gather_f32(idx, &mut inputs);
-        let (targets, mask) = last_step_labels(&self.split, idx, self.steps());
-        Batch {
-            size: idx.len(),
-            steps: self.steps(),
-            width: self.width(),
-            inputs,
-            targets,
-            mask,
-            values: Vec::new(),
-        }
+        Batch::labelled_at_last_step(&self.split, idx, (self.steps(), self.width()), inputs)
     }
 }
 

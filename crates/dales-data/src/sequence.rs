@@ -21,7 +21,7 @@
 use crate::Split;
 use crate::batch::{permutation, rng_for};
 use crate::error::DataError;
-use crate::task::{Batch, Task, last_step_labels};
+use crate::task::{Batch, Task};
 
 /// ChaCha8 stream of the pixel permutation (see [`crate::batch`]): distinct from the
 /// validation split's and every epoch order's.
@@ -144,16 +144,7 @@ impl Task for PixelSequences {
             self.spec
                 .append(self.split.image(i), rows, cols, &self.order, &mut inputs);
         }
-        let (targets, mask) = last_step_labels(&self.split, idx, steps);
-        Batch {
-            size: idx.len(),
-            steps,
-            width: 1,
-            inputs,
-            targets,
-            mask,
-            values: Vec::new(),
-        }
+        Batch::labelled_at_last_step(&self.split, idx, (steps, 1), inputs)
     }
 }
 

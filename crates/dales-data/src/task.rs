@@ -146,20 +146,31 @@ impl Task for Images {
     }
 }
 
-/// Targets and mask of examples `idx` of `steps` steps each that are scored at their last
-/// step only, by their label.
-pub(crate) fn last_step_labels(
-    split: &Split,
-    idx: &[usize],
-    steps: usize,
-) -> (Vec<usize>, Vec<bool>) {
-    let mut targets = vec![0; idx.len() * steps];
-    let mut mask = vec![false; idx.len() * steps];
-    for (b, label) in labels(split, idx).into_iter().enumerate() {
-        targets[(b + 1) * steps - 1] = label;
-        mask[(b + 1) * steps - 1] = true;
+impl Batch {
+    /// The batch of `split`'s examples `idx` as sequences of `steps` steps of `width` inputs
+    /// (`inputs`, `(B, T, d)` row-major), each scored at its last step only, by its label.
+    pub(crate) fn labelled_at_last_step(
+        split: &Split,
+        idx: &[usize],
+        (steps, width): (usize, usize),
+        inputs: Vec<f32>,
+    ) -> Batch {
+        let mut targets = vec![0; idx.len() * steps];
+        let mut mask = vec![false; idx.len() * steps];
+        for (b, label) in labels(split, idx).into_iter().enumerate() {
+            targets[(b + 1) * steps - 1] = label;
+            mask[(b + 1) * steps - 1] = true;
+        }
+        Batch {
+            size: idx.len(),
+            steps,
+            width,
+            inputs,
+            targets,
+            mask,
+            values: Vec::new(),
+        }
     }
-    (targets, mask)
 }
 
 /// The labels of `split`'s examples `idx` as classes.

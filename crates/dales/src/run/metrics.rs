@@ -93,40 +93,23 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochRecord>> {
         ));
     };
     let names: Vec<String> = extra.split(',').skip(1).map(str::to_string).collect();
-    let columns = 8 + names.len();
-    lines
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let bad = || {
-                Error::config(
-                    format!("{}:{}", path.display(), i + 2),
-                    line,
-                    format!("{columns} comma-separated numbers"),
-                )
-            };
-            if f.len() != columns {
-                return Err(bad());
-            }
-            let n = |k: usize| f[k].parse::<f64>().map_err(|_| bad());
-            Ok(EpochRecord {
-                epoch: f[0].parse().map_err(|_| bad())?,
-                step: f[1].parse().map_err(|_| bad())?,
-                train_loss: n(2)?,
-                train_error: n(3)?,
-                test_loss: n(4)?,
-                test_error: n(5)?,
-                lr: n(6)?,
-                seconds: n(7)?,
-                probes: names
-                    .iter()
-                    .enumerate()
-                    .map(|(k, name)| Ok((name.clone(), n(8 + k)?)))
-                    .collect::<Result<_>>()?,
-            })
+    csv_rows(path, lines, 8 + names.len(), |f| {
+        Some(EpochRecord {
+            epoch: f.get(0)?,
+            step: f.get(1)?,
+            train_loss: f.get(2)?,
+            train_error: f.get(3)?,
+            test_loss: f.get(4)?,
+            test_error: f.get(5)?,
+            lr: f.get(6)?,
+            seconds: f.get(7)?,
+            probes: names
+                .iter()
+                .enumerate()
+                .map(|(k, name)| Some((name.clone(), f.get(8 + k)?)))
+                .collect::<Option<_>>()?,
         })
-        .collect()
+    })
 }
 
 /// One evaluation between updates (`data.eval_every`), a row of `evaluations.csv`.
@@ -169,26 +152,51 @@ pub fn read_evaluations(path: &Path) -> Result<Vec<StepEvaluation>> {
             format!("an evaluations file starting with `{EVALUATIONS_HEADER}`"),
         ));
     }
+    csv_rows(path, lines, 4, |f| {
+        Some(StepEvaluation {
+            step: f.get(0)?,
+            epoch: f.get(1)?,
+            test_loss: f.get(2)?,
+            test_error: f.get(3)?,
+        })
+    })
+}
+
+/// The comma-separated fields of one data row.
+struct Fields<'a>(Vec<&'a str>);
+
+impl Fields<'_> {
+    /// Field `k` parsed, `None` when it does not parse.
+    fn get<T: std::str::FromStr>(&self, k: usize) -> Option<T> {
+        self.0[k].parse().ok()
+    }
+}
+
+/// The data rows of the CSV file `path` (after its header line; blank lines skipped), each of
+/// `columns` fields read by `parse`; a row with another number of fields or a field that does
+/// not parse is an error naming the file, the line and the row.
+fn csv_rows<'a, T>(
+    path: &Path,
+    lines: std::str::Lines<'a>,
+    columns: usize,
+    parse: impl Fn(&Fields<'a>) -> Option<T>,
+) -> Result<Vec<T>> {
     lines
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            let f: Vec<&str> = line.split(',').collect();
-            let bad = || {
+            let fields = Fields(line.split(',').collect());
+            let row = if fields.0.len() == columns {
+                parse(&fields)
+            } else {
+                None
+            };
+            row.ok_or_else(|| {
                 Error::config(
                     format!("{}:{}", path.display(), i + 2),
                     line,
-                    "4 comma-separated numbers",
+                    format!("{columns} comma-separated numbers"),
                 )
-            };
-            if f.len() != 4 {
-                return Err(bad());
-            }
-            Ok(StepEvaluation {
-                step: f[0].parse().map_err(|_| bad())?,
-                epoch: f[1].parse().map_err(|_| bad())?,
-                test_loss: f[2].parse().map_err(|_| bad())?,
-                test_error: f[3].parse().map_err(|_| bad())?,
             })
         })
         .collect()
