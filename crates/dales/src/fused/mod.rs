@@ -53,6 +53,10 @@ pub struct Settings {
     /// Bytes of ARUN controller states a fused sequence may keep for its backward pass before
     /// it keeps every `⌈√T⌉`-th and recomputes the others. Results do not depend on it.
     pub memory_budget: usize,
+    /// The seed of the current training step's random regularisers (the recurrent DANN's
+    /// DropConnect masks), set by the trainer for each update; `None` outside training steps
+    /// (evaluation, analyses), where nothing is dropped.
+    pub noise_seed: Option<u64>,
 }
 
 impl Default for Settings {
@@ -62,6 +66,7 @@ impl Default for Settings {
         Settings {
             fused: true,
             memory_budget: 4 << 30,
+            noise_seed: None,
         }
     }
 }

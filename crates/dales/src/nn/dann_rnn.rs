@@ -12,15 +12,58 @@
 //! of the column mean of `Wex` (or `Exp(σ)` with `random_wix`), `Wei ~ Exp(σ√(ne/ni))` with
 //! rows normalised to sum to 1; likewise `Uex`, `Uix` (always the column means), `Uei`. Then
 //! `Wei·Wix = 1·c̄ᵀ` and `W` has zero column sums and entry variance `num/ne`.
+//!
+//! Optional DropConnect ([`DropConnect`]) masks `Uex`, `Uix`, `Wex`, `Wix` in training steps.
 
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::effective::Effective;
 use super::init::{InitRng, column_means, matrix};
 use super::layer::assert_same_shapes;
 use super::param::{Fan, ParamEntry, ParamRole, ParamValue, detached, param, set};
+use crate::host::tensor;
+
+/// DropConnect of the recurrent DANN (spec B1): during training, `Uex` and `Uix` are multiplied
+/// entry by entry by Bernoulli keep-masks that drop with probability `input`, `Wex` and `Wix`
+/// by masks that drop with `recurrent`, without the `1/(1 − p)` rescale; `Uei` and `Wei` are
+/// never dropped. The masks are drawn once per forward pass (one training step) and shared by
+/// every step of the sequence, so the fused sequence op still forms `U` and `W` once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DropConnect {
+    /// Drop probability of `Uex`, `Uix`.
+    pub input: f64,
+    /// Drop probability of `Wex`, `Wix`.
+    pub recurrent: f64,
+}
+
+impl DropConnect {
+    /// Whether nothing is dropped.
+    pub fn is_off(&self) -> bool {
+        self.input == 0.0 && self.recurrent == 0.0
+    }
+
+    /// The keep-masks (1 kept, 0 dropped) of `cell`'s `Uex`, `Uix`, `Wex`, `Wix`, row-major,
+    /// drawn from `seed`.
+    pub fn masks(&self, cell: &DannRnnCell, seed: u64) -> [Vec<f32>; 4] {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut mask = |len: usize, p: f64| -> Vec<f32> {
+            (0..len)
+                .map(|_| if rng.random::<f64>() < p { 0.0 } else { 1.0 })
+                .collect()
+        };
+        let len = |t: &Param<Tensor<2>>| t.dims().iter().product::<usize>();
+        [
+            mask(len(&cell.uex), self.input),
+            mask(len(&cell.uix), self.input),
+            mask(len(&cell.wex), self.recurrent),
+            mask(len(&cell.wix), self.recurrent),
+        ]
+    }
+}
 
 /// The law the initial E/I weights are drawn from, with mean σ and variance σ².
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -193,6 +236,20 @@ impl DannRnnCell {
         Effective {
             u: self.uex.val() - self.uei.val().matmul(self.uix.val()),
             w: self.wex.val() - self.wei.val().matmul(self.wix.val()),
+            bias: self.bias.val(),
+        }
+    }
+
+    /// As [`DannRnnCell::effective`] with `drop`'s masks drawn from `seed` on `Uex`, `Uix`,
+    /// `Wex`, `Wix` (gradients reach only the kept entries).
+    pub fn effective_dropped(&self, drop: &DropConnect, seed: u64) -> Effective {
+        let [ue, ui, we, wi] = drop.masks(self, seed);
+        let device = self.uex.val().device();
+        let masked =
+            |p: &Param<Tensor<2>>, keep: Vec<f32>| p.val() * tensor(keep, p.dims(), &device);
+        Effective {
+            u: masked(&self.uex, ue) - self.uei.val().matmul(masked(&self.uix, ui)),
+            w: masked(&self.wex, we) - self.wei.val().matmul(masked(&self.wix, wi)),
             bias: self.bias.val(),
         }
     }

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::colei_rnn::{self, ColEiCell, ColEiRecurrent};
 use super::dann::{DannConfig, EiDense};
-use super::dann_rnn::{DannRnnCell, DannRnnConfig, Distribution};
+use super::dann_rnn::{DannRnnCell, DannRnnConfig, Distribution, DropConnect};
 use super::dense::{Dense, DenseConfig};
 use super::effective::Effective;
 use super::init::{InitRng, column_means, filled, matrix};
@@ -39,6 +39,7 @@ use super::spectrum::{nse, singular_values};
 use super::standard_rnn::{InputInit, RecurrentInit, StandardRnnCell, draw as standard_draw};
 use super::transplant::{self, Transplant};
 use crate::error::{Error, Result};
+use crate::fused::Settings;
 use crate::host::host_f64;
 use dales_data::adding::{AddingSpec, AddingTask};
 
@@ -173,6 +174,13 @@ pub struct RecurrentConfig {
     /// DANN: the law of the initial draws (default exponential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distribution: Option<Distribution>,
+    /// DANN: DropConnect probability of the input path's `Uex`, `Uix` during training (default
+    /// 0, see [`DropConnect`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub u_dropconnect: Option<f64>,
+    /// DANN: DropConnect probability of the recurrent path's `Wex`, `Wix` (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w_dropconnect: Option<f64>,
     /// ColEI: spectral radius of the initial recurrent matrix (default 1.5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub radius: Option<f64>,
@@ -289,6 +297,8 @@ impl RecurrentConfig {
             ni_i2h: None,
             ni_h2h: None,
             random_wix: None,
+            u_dropconnect: None,
+            w_dropconnect: None,
             distribution: None,
             radius: None,
             zero_diag: None,
@@ -361,6 +371,16 @@ impl RecurrentConfig {
             return Err(Error::config("model.num", num, "a variance numerator > 0"));
         }
         self.check_cell_keys()?;
+        for (key, p) in [
+            ("model.u_dropconnect", self.u_dropconnect),
+            ("model.w_dropconnect", self.w_dropconnect),
+        ] {
+            if let Some(p) = p
+                && !(0.0..1.0).contains(&p)
+            {
+                return Err(Error::config(key, p, "a drop probability in [0, 1)"));
+            }
+        }
         match self.cell {
             CellKind::Dann => {
                 for (key, ni) in [("model.ni_i2h", self.ni_i2h), ("model.ni_h2h", self.ni_h2h)] {
@@ -450,7 +470,17 @@ impl RecurrentConfig {
 
     /// Keys set for another cell kind.
     fn check_cell_keys(&self) -> Result<()> {
-        let owned: [(&str, bool, &[CellKind]); 12] = [
+        let owned: [(&str, bool, &[CellKind]); 14] = [
+            (
+                "model.u_dropconnect",
+                self.u_dropconnect.is_some(),
+                &[CellKind::Dann],
+            ),
+            (
+                "model.w_dropconnect",
+                self.w_dropconnect.is_some(),
+                &[CellKind::Dann],
+            ),
             (
                 "model.num",
                 self.num.is_some(),
@@ -762,21 +792,38 @@ impl RecurrentNet {
         &self.config
     }
 
+    /// The effective matrices of cell `k` for this forward pass: with DropConnect masks when
+    /// the cell is a DANN with a drop probability and the pass is a training step (a noise
+    /// seed in [`Settings::current`]); the plain ones otherwise.
+    fn cell_effective(&self, k: usize) -> Effective {
+        let drop = DropConnect {
+            input: self.config.u_dropconnect.unwrap_or(0.0),
+            recurrent: self.config.w_dropconnect.unwrap_or(0.0),
+        };
+        match (&self.cells[k], Settings::current().noise_seed) {
+            (RecurrentCell::Dann(c), Some(seed)) if !drop.is_off() => {
+                // One stream per layer.
+                c.effective_dropped(&drop, seed ^ (k as u64).wrapping_mul(0xD1B5_4A32_D192_ED03))
+            }
+            (cell, _) => cell.effective(),
+        }
+    }
+
     /// The last recurrent layer's output: `h_T (B, H)`, or every state `(B·T, H)` (row
     /// `b·T + t`) with `every_step`; `fused` picks the fused sequence op or the step-by-step
     /// tensor version.
     fn recurrent(&self, xs: Tensor<3>, fused: bool) -> Tensor<2> {
         let last = self.cells.len() - 1;
         let mut h = xs;
-        for cell in &self.cells[..last] {
-            let e = cell.effective();
+        for k in 0..last {
+            let e = self.cell_effective(k);
             h = if fused {
                 e.states(h)
             } else {
                 e.states_plain(h)
             };
         }
-        let e = self.cells[last].effective();
+        let e = self.cell_effective(last);
         if self.config.every_step {
             let [b, t, _] = h.dims();
             let states = if fused {

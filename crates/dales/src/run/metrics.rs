@@ -17,12 +17,16 @@ pub struct EpochRecord {
     /// Global step at the end of the epoch.
     pub step: u64,
     /// Mean training loss over the epoch's batches (before each update).
+    #[serde(with = "nan_as_null")]
     pub train_loss: f64,
     /// Training error (%) over the epoch (before each update).
+    #[serde(with = "nan_as_null")]
     pub train_error: f64,
     /// Loss on the evaluation set after the epoch's last update.
+    #[serde(with = "nan_as_null")]
     pub test_loss: f64,
     /// Error (%) on the evaluation set after the epoch's last update.
+    #[serde(with = "nan_as_null")]
     pub test_error: f64,
     /// Learning rate.
     pub lr: f64,
@@ -32,6 +36,24 @@ pub struct EpochRecord {
     /// columns of `metrics.csv`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<(String, f64)>,
+}
+
+/// The metrics of an [`EpochRecord`] that may be NaN (the initial model's row has no training
+/// metrics): JSON has no NaN, so they are written as `null` and read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 impl EpochRecord {

@@ -87,6 +87,11 @@ impl Progress {
     }
 }
 
+/// The noise seed of update `step` (0-based) of a run seeded `seed`.
+fn step_seed(seed: u64, step: u64) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step
+}
+
 /// What the training loop reports as it goes.
 #[derive(Debug)]
 pub enum Event<'a> {
@@ -315,11 +320,16 @@ impl<M: ModelSpec> Trainer<M> {
                 let (inputs, targets) = self.model.readout().apply(batch, &self.device);
                 let n = targets.count();
                 let lr = self.lr();
+                // A seed per update for random regularisers: a resumed run draws the same.
+                let settings = Settings {
+                    noise_seed: Some(step_seed(self.config.seed, self.progress.global_step)),
+                    ..self.settings
+                };
                 let report = step(
                     &mut self.model,
                     &mut self.optim,
                     lr,
-                    self.settings,
+                    settings,
                     |model| model.logits(inputs),
                     &targets,
                 );

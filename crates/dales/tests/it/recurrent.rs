@@ -454,6 +454,11 @@ fn bad_configs_name_their_key() {
             "model.random_wix",
         ),
         ("hidden = [100]", "hidden = []", "model.hidden"),
+        (
+            "ratio = 9.0",
+            "ratio = 9.0\nw_dropconnect = 0.5",
+            "model.w_dropconnect",
+        ),
     ] {
         assert!(base.contains(from), "{base}");
         let text = base.replace(from, to);
@@ -509,4 +514,125 @@ fn nse_at_init_matches_the_reference_distribution() {
             );
         }
     }
+}
+
+/// DropConnect of the recurrent DANN (spec B1): Bernoulli masks on Uex, Uix, Wex, Wix without
+/// rescaling, in training steps only.
+#[test]
+fn dropconnect_masks_train_steps_only() {
+    use dales::fused::Settings;
+    use dales::nn::dann_rnn::DropConnect;
+    use dales::nn::recurrent_net::RecurrentCell;
+
+    let drop = DropConnect {
+        input: 0.3,
+        recurrent: 0.5,
+    };
+    let config = RecurrentConfig {
+        u_dropconnect: Some(drop.input),
+        w_dropconnect: Some(drop.recurrent),
+        ..RecurrentConfig::paper(CellKind::Dann)
+    };
+    let dev = device().autodiff();
+    let model = config.init_seeded(5, &dev).unwrap();
+    let RecurrentCell::Dann(cell) = &model.cells[0] else {
+        panic!("a DANN cell")
+    };
+    let seed = 77;
+    let [ue, ui, we, wi] = drop.masks(cell, seed);
+    // Dropped fractions within 4 standard deviations of p.
+    for (mask, p) in [(&ue, 0.3), (&ui, 0.3), (&we, 0.5), (&wi, 0.5)] {
+        let n = mask.len() as f64;
+        let dropped = mask.iter().filter(|&&m| m == 0.0).count() as f64 / n;
+        assert!(
+            (dropped - p).abs() < 4.0 * (p * (1.0 - p) / n).sqrt(),
+            "{dropped} vs {p}"
+        );
+    }
+    // W = Wex⊙M − Wei·(Wix⊙M′), no rescale.
+    let (wex, wix, wei) = (
+        host(cell.wex.val()),
+        host(cell.wix.val()),
+        host(cell.wei.val()),
+    );
+    let (ne, ni) = (100, wix.len() / 100);
+    let w = host(cell.effective_dropped(&drop, seed).w);
+    for i in 0..ne {
+        for j in 0..ne {
+            let inhibition: f64 = (0..ni)
+                .map(|k| wei[i * ni + k] * wix[k * ne + j] * wi[k * ne + j] as f64)
+                .sum();
+            let want = wex[i * ne + j] * we[i * ne + j] as f64 - inhibition;
+            assert!((w[i * ne + j] - want).abs() < 1e-5, "W[{i},{j}]");
+        }
+    }
+    // In a training step (the layer-0 stream of the noise seed is the seed itself) the dropped
+    // entries of Wex get no gradient; the kept ones do.
+    let (xs, labels) = rnn_batch(&dev);
+    let loss = Settings {
+        noise_seed: Some(seed),
+        ..Settings::default()
+    }
+    .scope(|| cross_entropy(model.logits(xs.clone()), &labels));
+    let grads = loss.backward();
+    let g = host(cell.wex.val().grad(&grads).unwrap());
+    assert!(g.iter().zip(&we).all(|(g, &m)| m == 1.0 || *g == 0.0));
+    assert!(
+        g.iter()
+            .zip(&we)
+            .filter(|(g, m)| **m == 1.0 && **g != 0.0)
+            .count()
+            > ne * ne / 4
+    );
+    // Outside a training step nothing is dropped: the logits of the same weights without
+    // DropConnect.
+    let plain = RecurrentConfig::paper(CellKind::Dann)
+        .init_seeded(5, &dev)
+        .unwrap();
+    let a = host(model.logits(xs.clone()));
+    let b = host(plain.logits(xs));
+    assert_eq!(a, b);
+}
+
+/// A DANN run with DropConnect, interrupted mid-epoch and resumed, ends with the same
+/// checkpoint bytes as an uninterrupted one (the masks follow the update count), and differs
+/// from the same run without DropConnect (the masks are applied).
+#[test]
+fn dropconnect_runs_resume_bit_identically() {
+    use dales::run::{Dataset, Outcome, Trainer, files};
+
+    use crate::common::write_idx_dataset;
+
+    let data = temp_dir("rnn-dc-data");
+    write_idx_dataset(&data, 100, 20, 8, 4, 3);
+    let mut c = TrainConfig::rowseq(CellKind::Dann, 1);
+    c.model.n_in = 8;
+    c.model.n_out = 4;
+    c.model.hidden = vec![12];
+    c.model.u_dropconnect = Some(0.2);
+    c.model.w_dropconnect = Some(0.3);
+    c.epochs = 2;
+    c.batch_size = 10;
+    c.data.dir = Some(data.clone());
+    let run = |c: &TrainConfig<RecurrentConfig>, name: &str, stop: Option<u64>| {
+        let dir = temp_dir(name);
+        let mut t = Trainer::new(c.clone(), Dataset::load(c).unwrap(), &dir).unwrap();
+        if let Some(at) = stop {
+            let out = t.run(&mut |_| {}, &|step| step == at).unwrap();
+            assert_eq!(out, Outcome::Interrupted);
+            drop(t);
+            t = Trainer::<RecurrentConfig>::resume(&dir, None, None).unwrap();
+        }
+        assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
+        std::fs::read(dir.join(files::CHECKPOINT)).unwrap()
+    };
+    let whole = run(&c, "rnn-dc-a", None);
+    assert!(
+        whole == run(&c, "rnn-dc-b", Some(13)),
+        "resumed run differs"
+    );
+    let mut plain = c.clone();
+    plain.model.u_dropconnect = None;
+    plain.model.w_dropconnect = None;
+    assert!(whole != run(&plain, "rnn-dc-c", None));
 }
