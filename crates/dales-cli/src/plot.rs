@@ -249,7 +249,8 @@ pub fn sweep(sweep: &dales::robustness::Sweep, results: &[dales::robustness::Run
 }
 
 /// The panels of a set of recurrent spectra (spec B5, the spectral paper's Fig. 3): the
-/// eigenvalues in the complex plane with each group's circular-law disc, and the histograms of
+/// eigenvalues in the complex plane with a circle at each group's mean spectral radius, and the
+/// histograms of
 /// the eigenvalue moduli and of the singular values, one colour per group (label, and matrix
 /// where a network has several).
 pub fn spectra(

@@ -313,7 +313,10 @@ pub fn time_recurrent_steps(
             &mut model,
             &mut optim,
             config.optim.lr,
-            settings,
+            Settings {
+                serial: config.model.serial_steps(batch),
+                ..settings
+            },
             |m| m.logits(x.clone()),
             y,
         );

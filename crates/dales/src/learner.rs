@@ -147,6 +147,13 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     /// The task the model learns on a split of image data.
     fn task(&self, split: Split) -> Result<Box<dyn Task>>;
 
+    /// Whether a training step at `batch` examples is too small to split across threads
+    /// ([`crate::fused::Settings::serial`]); by default not.
+    fn serial_steps(&self, batch: usize) -> bool {
+        let _ = batch;
+        false
+    }
+
     /// Tasks that generate their own examples (the copy task) instead of reading a dataset.
     fn generated(&self) -> Result<Option<GeneratedTasks>> {
         Ok(None)

@@ -62,6 +62,14 @@ impl ModelSpec for RecurrentConfig {
         RecurrentConfig::validate(self)
     }
 
+    /// Serial when the largest per-step product, `B × H × H`, is below 2²¹ multiply-adds
+    /// (the 1 × 100 and 3 × 100 row-sequential models at batch 32, the adding problem): there
+    /// a second thread slowed the step down (docs/benchmarks.md).
+    fn serial_steps(&self, batch: usize) -> bool {
+        let h = self.hidden.iter().copied().max().unwrap_or(0);
+        batch * h * h < 1 << 21
+    }
+
     /// Spec B3: the DANN corrections and clamps on the E/I matrices of DANN cells and
     /// readouts, clamped magnitudes for ColEI (with the I→I ablation when configured), plain
     /// gradient descent for the standard cells and dense readouts.

@@ -30,10 +30,11 @@ pub struct LineFit {
     pub n: usize,
 }
 
-/// The least-squares line through `(x, y)`; `None` with fewer than 3 points or a constant x.
+/// The least-squares line through `(x, y)`; `None` with fewer than 3 points, a value that is
+/// not finite, or a constant x.
 pub fn linregress(x: &[f64], y: &[f64]) -> Option<LineFit> {
     let n = x.len();
-    if n != y.len() || n < 3 {
+    if n != y.len() || n < 3 || !all_finite(x) || !all_finite(y) {
         return None;
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / n as f64;
@@ -66,6 +67,10 @@ pub fn linregress(x: &[f64], y: &[f64]) -> Option<LineFit> {
     })
 }
 
+fn all_finite(v: &[f64]) -> bool {
+    v.iter().all(|x| x.is_finite())
+}
+
 fn two_sided_t(t: f64, df: f64) -> f64 {
     let dist = StudentsT::new(0.0, 1.0, df).expect("positive degrees of freedom");
     (2.0 * dist.cdf(-t.abs())).min(1.0)
@@ -81,9 +86,9 @@ fn mean_var(v: &[f64]) -> (f64, f64) {
 }
 
 /// Welch's two-sided t-test of equal means: `(t, p)`; `None` with fewer than 2 values in a
-/// sample or no variance in either.
+/// sample, a value that is not finite, or no variance in either.
 pub fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
-    if a.len() < 2 || b.len() < 2 {
+    if a.len() < 2 || b.len() < 2 || !all_finite(a) || !all_finite(b) {
         return None;
     }
     let ((ma, va), (mb, vb)) = (mean_var(a), mean_var(b));
@@ -97,12 +102,12 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// The Mann-Whitney U test, two-sided: `(U of a, p)`. Exact (the permutation distribution of
-/// U) when there are no ties and a sample has fewer than 8 values, as scipy's
+/// U) when there are no ties and a sample has at most 8 values, as scipy's
 /// `method="auto"`; otherwise the normal approximation with the tie correction and a
 /// continuity correction of ½. `None` for an empty sample.
 pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     let (n1, n2) = (a.len(), b.len());
-    if n1 == 0 || n2 == 0 {
+    if n1 == 0 || n2 == 0 || !all_finite(a) || !all_finite(b) {
         return None;
     }
     // Mid-ranks of the pooled sample.
@@ -128,7 +133,7 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Option<(f64, f64)> {
     }
     let (f1, f2) = (n1 as f64, n2 as f64);
     let u = rank_a - f1 * (f1 + 1.0) / 2.0;
-    let p = if tie_term == 0.0 && (n1 < 8 || n2 < 8) {
+    let p = if tie_term == 0.0 && (n1 <= 8 || n2 <= 8) {
         exact_u_p(u, n1, n2)
     } else {
         let n = f1 + f2;
@@ -204,6 +209,10 @@ mod tests {
             (2.0, 1.0, 1.0, 0.0)
         );
         assert!(linregress(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
+        // Not-a-number is refused, not turned into a p-value.
+        assert!(linregress(&[0.0, 1.0, f64::NAN], &[1.0, 3.0, 5.0]).is_none());
+        assert!(welch(&[1.0, f64::NAN], &[1.0, 2.0]).is_none());
+        assert!(mann_whitney(&[f64::INFINITY], &[1.0]).is_none());
     }
 
     #[test]

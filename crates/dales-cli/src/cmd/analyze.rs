@@ -110,6 +110,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
 }
 
 fn spectrum(args: &SpectrumArgs) -> Result<()> {
+    if args.bins == 0 {
+        anyhow::bail!("--bins 0: a histogram needs at least one bin");
+    }
     let run = RunDir::open(&args.run)?;
     let found = spectra::of_run(&run)?;
     let dir = args

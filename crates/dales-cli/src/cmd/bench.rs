@@ -164,8 +164,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 .map_err(|_| anyhow::anyhow!("--kinds: unknown model kind `{k}`"))
         })
         .collect::<Result<Vec<_>>>()?;
-    if args.batches.contains(&0) || args.rowseq_batches.contains(&0) {
-        bail!("--batches: a batch size must be at least 1");
+    for (flag, batches) in [
+        ("--batches", &args.batches),
+        ("--rowseq-batches", &args.rowseq_batches),
+    ] {
+        if batches.contains(&0) {
+            bail!("{flag}: a batch size must be at least 1");
+        }
     }
     let (warmup, steps) = if args.quick {
         (2, 5)

@@ -32,14 +32,15 @@ pub struct ReproduceArgs {
     /// The experiment: dann2021, adaptation or dale2023.
     #[arg(value_parser = ["dann2021", "adaptation", "dale2023"])]
     pub experiment: String,
-    /// Epochs per run [default: dann2021 50; adaptation the presets' (6 small, 100 full)].
+    /// Epochs per run [default: dann2021 50; adaptation the presets' (6 small, 100 full);
+    /// dale2023 20 (30 full) for the row-sequential parts, 100 for the adding problem].
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Seeds per model (1, 2, …, K) [default: dann2021 3, adaptation 2].
+    /// Seeds per model (1, 2, …, K) [default: dann2021 3, adaptation 2, dale2023 3 (5 full)].
     #[arg(long)]
     pub seeds: Option<u64>,
     /// adaptation: the paper's full size (784 steps, H 400, K 50, 100 epochs) instead of the
-    /// CPU-sized presets.
+    /// CPU-sized presets; dale2023: 30 epochs, 5 seeds and the size 1000 in the NSE part.
     #[arg(long)]
     pub full: bool,
     /// Output directory [default: runs/<experiment>].

@@ -44,6 +44,9 @@ pub fn run(args: SpectrumArgs) -> Result<ExitCode> {
     if args.seeds == 0 {
         bail!("--seeds 0: at least one seed is needed");
     }
+    if args.bins == 0 {
+        bail!("--bins 0: a histogram needs at least one bin");
+    }
     if args.radius.is_some() && !args.model.contains(&CellKind::Colei) {
         bail!("--radius: only the colei model has a spectral-radius init");
     }

@@ -57,6 +57,10 @@ pub struct Settings {
     /// DropConnect masks), set by the trainer for each update; `None` outside training steps
     /// (evaluation, analyses), where nothing is dropped.
     pub noise_seed: Option<u64>,
+    /// Run [`Settings::run`] on a pool of one thread (one per calling thread): for models
+    /// whose products and passes are too small to gain from splitting, where waking a second
+    /// thread costs more than it saves.
+    pub serial: bool,
 }
 
 impl Default for Settings {
@@ -67,12 +71,19 @@ impl Default for Settings {
             fused: true,
             memory_budget: 4 << 30,
             noise_seed: None,
+            serial: false,
         }
     }
 }
 
 thread_local! {
     static CURRENT: Cell<Option<Settings>> = const { Cell::new(None) };
+    /// The one-worker pool of [`Settings::run`] with `serial`, one per calling thread (so that
+    /// runs trained side by side do not queue behind each other).
+    static SERIAL: rayon::ThreadPool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a pool of one thread");
 }
 
 impl Settings {
@@ -101,7 +112,12 @@ impl Settings {
     /// done (a context switch or two, tens of microseconds, for each of the few dozen
     /// products of a training step); called from a worker, the split costs a push onto a
     /// queue. A training step therefore runs inside this.
+    /// With `serial`, `f` runs on this thread's own pool of one worker instead.
     pub fn run<R: Send>(self, f: impl FnOnce() -> R + Send) -> R {
-        rayon::scope(|_| self.scope(f))
+        if self.serial {
+            SERIAL.with(|pool| pool.install(|| self.scope(f)))
+        } else {
+            rayon::scope(|_| self.scope(f))
+        }
     }
 }

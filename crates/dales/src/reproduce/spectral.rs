@@ -154,8 +154,10 @@ pub fn conditions(full: bool) -> Vec<Condition> {
 }
 
 /// The eight conditions of spec B6 (Fig. 4): 1 × 100, lr 0.01, every model clipped at 10 per
-/// tensor; "sign frozen" = the initial signs of the recurrent layer's `U` and `W` kept by the
-/// sign-freezing projection; "sign not frozen" = ColEI's magnitudes left unprojected.
+/// tensor; "sign frozen" = the initial signs of the recurrent `W` and of the dense readout's
+/// weight kept by the sign-freezing projection (spec B3: `SGD_Clip_UpdatePolicy` freezes a
+/// cell's `W`, not its `U`, and a dense layer's `W`); "sign not frozen" = ColEI's magnitudes
+/// left unprojected.
 fn transplant_conditions() -> Vec<(&'static str, &'static str, TrainConfig<RecurrentConfig>)> {
     let base = |cell| {
         let mut c = TrainConfig::rowseq(cell, 1);
@@ -168,7 +170,7 @@ fn transplant_conditions() -> Vec<(&'static str, &'static str, TrainConfig<Recur
         c
     };
     let frozen = |mut c: TrainConfig<RecurrentConfig>| {
-        for role in [ParamRole::Input, ParamRole::Recurrent] {
+        for role in [ParamRole::Recurrent, ParamRole::Weight] {
             c.optim.groups.entry(role).or_default().projection = Some(Projection::SignFreeze);
         }
         c
@@ -387,7 +389,10 @@ pub fn summarise(results: &[RunResult]) -> Vec<ConditionSummary> {
 /// The least-squares line of final error against NSE at init over every run of the nse part
 /// (`None` with fewer than 3 runs).
 pub fn nse_regression(results: &[RunResult]) -> Option<LineFit> {
-    let runs: Vec<&RunResult> = results.iter().filter(|r| r.part == Part::Nse).collect();
+    let runs: Vec<&RunResult> = results
+        .iter()
+        .filter(|r| r.part == Part::Nse && r.nse_init.is_finite() && r.final_error.is_finite())
+        .collect();
     let x: Vec<f64> = runs.iter().map(|r| r.nse_init).collect();
     let y: Vec<f64> = runs.iter().map(|r| r.final_error).collect();
     linregress(&x, &y)
@@ -425,6 +430,7 @@ pub fn ablations(results: &[RunResult]) -> Vec<(&'static str, Vec<Effect>, Vec<E
         results
             .iter()
             .filter(|r| r.part == Part::Transplant && r.condition == condition)
+            .filter(|r| r.final_error.is_finite())
             .map(|r| (r.seed, r.final_error))
             .collect()
     };
@@ -445,9 +451,11 @@ pub fn ablations(results: &[RunResult]) -> Vec<(&'static str, Vec<Effect>, Vec<E
         ("vectors", "ColEI vectors + RNN spectrum"),
         ("sign", "RNN, sign frozen"),
     ];
+    // The original ColEI is sign-constrained: its spectrum and vectors effects compare it with
+    // the sign-frozen transplants, so that each changes one thing.
     let colei = [
-        ("spectrum", "ColEI vectors + RNN spectrum"),
-        ("vectors", "RNN vectors + ColEI spectrum"),
+        ("spectrum", "ColEI vectors + RNN spectrum, sign frozen"),
+        ("vectors", "RNN vectors + ColEI spectrum, sign frozen"),
         ("sign", "ColEI, sign not frozen"),
     ];
     let effects = |list: [(&'static str, &'static str); 3], original: &str, sign: f64| {
@@ -587,7 +595,18 @@ pub fn report_markdown(results: &[RunResult], data: &str) -> String {
                     markdown_table(&["effects", "Welch p", "Mann-Whitney p"], &test_rows)
                 );
             }
-            md.push_str("\nStars: * p ≤ 0.05, ** p ≤ 0.005, *** p ≤ 0.0005, ns otherwise.\n");
+            md.push_str("\nStars: * p ≤ 0.05, ** p ≤ 0.005, *** p ≤ 0.0005, ns otherwise.");
+            let seeds = rows.iter().map(|s| s.seeds).min().unwrap_or(0);
+            if (1..=8).contains(&seeds) {
+                // The exact test's smallest two-sided p: both tails of C(2K, K) arrangements.
+                let arrangements = (1..=seeds).fold(1.0, |c, i| c * (seeds + i) as f64 / i as f64);
+                let _ = write!(
+                    md,
+                    " With {seeds} seeds per condition the smallest Mann-Whitney p is {:.3}.",
+                    2.0 / arrangements
+                );
+            }
+            md.push('\n');
         }
     }
     md

@@ -34,7 +34,11 @@ pub struct EpochRecord {
     pub seconds: f64,
     /// The model's probes after the epoch ([`crate::learner::Learner::probes`]), extra
     /// columns of `metrics.csv`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "nan_as_null::probes"
+    )]
     pub probes: Vec<(String, f64)>,
 }
 
@@ -53,6 +57,29 @@ mod nan_as_null {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+
+    /// The same for the values of named probes (an NSE is NaN for a single unit).
+    pub mod probes {
+        use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+        pub fn serialize<S: Serializer>(v: &[(String, f64)], s: S) -> Result<S::Ok, S::Error> {
+            let optional: Vec<(&str, Option<f64>)> = v
+                .iter()
+                .map(|(n, x)| (n.as_str(), (!x.is_nan()).then_some(*x)))
+                .collect();
+            optional.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Vec<(String, f64)>, D::Error> {
+            let optional = Vec::<(String, Option<f64>)>::deserialize(d)?;
+            Ok(optional
+                .into_iter()
+                .map(|(n, x)| (n, x.unwrap_or(f64::NAN)))
+                .collect())
+        }
     }
 }
 

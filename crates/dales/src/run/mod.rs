@@ -235,7 +235,6 @@ impl<M: ModelSpec> Trainer<M> {
         let order = EpochOrder::new(data.train.len(), config.batch_size, config.seed)?
             .with_shuffle(config.data.shuffle);
         Ok(Trainer {
-            config,
             device,
             model,
             optim,
@@ -243,11 +242,16 @@ impl<M: ModelSpec> Trainer<M> {
             order,
             progress,
             run_dir: run_dir.to_path_buf(),
-            settings: Settings::default(),
+            settings: Settings {
+                serial: config.model.serial_steps(config.batch_size),
+                ..Settings::default()
+            },
+            config,
         })
     }
 
-    /// The same run with the fused ops under `settings` (default: [`Settings::default`]).
+    /// The same run with the fused ops under `settings` (default: [`Settings::default`], serial
+    /// where [`ModelSpec::serial_steps`] says so).
     pub fn with_settings(self, settings: Settings) -> Self {
         Trainer { settings, ..self }
     }

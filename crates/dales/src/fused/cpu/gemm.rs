@@ -273,9 +273,11 @@ const ROW_BLOCK: usize = 128;
 /// broadcast kernel also won the weight gradients (`k` the batch, at most 128). On AVX-512
 /// CPUs (an Intel Xeon) the `gemm` crate's kernels are 16 lanes wide against these 8: there
 /// the packed GEMM took every product at batch 256 and above, and every weight gradient; there
-/// the broadcast kernel keeps only input gradients with a wide result (`n ≥ 256`): the
-/// recurrent weight gradient of a 1 × 100 row-sequential step (100 × 896 × 100) went to the
-/// packed GEMM, and the step took 8–12 % less time on one thread (docs/benchmarks.md).
+/// the broadcast kernel (16 lanes wide there, tiles of 8 × 32) keeps the input gradients with a
+/// wide result (`n ≥ 256`) and the small products of a recurrent step (`m ≤ 64`, `k`, `n` <
+/// 256: `h·Wᵀ` and `da·W` of a 1 × 100 RNN at batch 32), while the recurrent weight gradient
+/// (100 × 896 × 100) goes to the packed GEMM; each measured on the row-sequential step
+/// (docs/benchmarks.md).
 fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
     let small = |v: usize| v <= 128;
     let large = |v: usize| v >= 256;
@@ -285,7 +287,9 @@ fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
         skinny::Kernel::Dot => large(k) && (!wide || small(m)),
         // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k).
         skinny::Kernel::Broadcast => {
-            small(m) && large(k) && (!wide || large(n)) || !wide && small(k) && large(n)
+            small(m) && large(k) && (!wide || large(n))
+                || !wide && small(k) && large(n)
+                || wide && m <= 64 && !large(k) && !large(n)
         }
     }
 }

@@ -113,16 +113,35 @@ fn input_at(xs: &[f32], t: usize, dims: Dims) -> View<'_> {
     }
 }
 
-/// `a_t = x_t Uᵀ + h_{t−1} Wᵀ + b` into `a (B, H)`, with `t` 0-based.
-fn preactivation(a: &mut [f32], xs: &[f32], t: usize, h_prev: &[f32], m: &Main, dims: Dims) {
+/// `a_t = x_t Uᵀ + h_{t−1} Wᵀ + b` into `a (B, H)`, with `t` 0-based and `wt = Wᵀ` stored
+/// row-major (so that the product reads `Wᵀ`'s rows contiguously, as the packing-free
+/// broadcast kernel needs).
+fn preactivation(
+    a: &mut [f32],
+    (xs, t): (&[f32], usize),
+    h_prev: &[f32],
+    (m, wt): (&Main, &[f32]),
+    dims: Dims,
+) {
     let Dims { b, d, h, .. } = dims;
-    matmul(a, View::new(h_prev, b, h), View::new(&m.w, h, h).t(), false);
+    matmul(a, View::new(h_prev, b, h), View::new(wt, h, h), false);
     matmul(a, input_at(xs, t, dims), View::new(&m.u, h, d).t(), true);
     for row in a.chunks_exact_mut(h) {
         for (v, &bi) in row.iter_mut().zip(&m.bias) {
             *v += bi;
         }
     }
+}
+
+/// The transpose of the row-major `n × n` matrix `w`.
+fn transposed(w: &[f32], n: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; n * n];
+    for (i, row) in w.chunks_exact(n).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            t[j * n + i] = v;
+        }
+    }
+    t
 }
 
 /// `h_T (B, H)` for `xs (B, T, d)` from `h_0 = 0`, and the tape when `save`.
@@ -142,6 +161,7 @@ pub fn forward(
     } else {
         (1, 2)
     };
+    let wt = transposed(&m.w, dims.h);
     let mut a_all = vec![0.0f32; a_slots * bh];
     let mut h_all = vec![0.0f32; h_slots * bh];
     for t in 1..=steps {
@@ -160,7 +180,7 @@ pub fn forward(
             let (lo, hi) = h_all.split_at_mut(prev * bh);
             (&hi[..bh], &mut lo[next * bh..(next + 1) * bh])
         };
-        preactivation(a, xs, t - 1, &h_prev[..bh], m, dims);
+        preactivation(a, (xs, t - 1), &h_prev[..bh], (m, &wt), dims);
         cell.forward(t, a, h_t, save);
     }
     let last = if save { steps } else { steps % 2 };

@@ -54,6 +54,10 @@ pub(crate) enum Kernel {
 const BR: usize = 6;
 /// Columns of the result per broadcast tile (two vectors of 8).
 const BC: usize = 16;
+/// Rows of the result per broadcast tile on AVX-512 CPUs.
+const BR512: usize = 8;
+/// Columns of the result per broadcast tile on AVX-512 CPUs (two vectors of 16).
+const BC512: usize = 32;
 /// Rows of `A` per dot tile.
 const DR: usize = 4;
 /// Columns of the result (rows of `W`) per dot tile.
@@ -91,7 +95,9 @@ pub(crate) unsafe fn product(
     accumulate: bool,
     parts: usize,
 ) {
+    let wide = super::simd::has_avx512();
     let step = match kernel {
+        Kernel::Broadcast if wide => BC512,
         Kernel::Broadcast => BC,
         Kernel::Dot => DC,
     };
@@ -112,6 +118,7 @@ pub(crate) unsafe fn product(
         #[cfg(target_arch = "x86_64")]
         unsafe {
             match kernel {
+                Kernel::Broadcast if wide => broadcast512(m, k, j1 - j0, a, b, dst, accumulate),
                 Kernel::Broadcast => broadcast(m, k, j1 - j0, a, b, dst, accumulate),
                 Kernel::Dot => dot(m, k, j1 - j0, a, b, dst, accumulate),
             }
@@ -175,6 +182,111 @@ unsafe fn broadcast(m: usize, k: usize, n: usize, a: Raw, b: Raw, dst: RawMut, a
         for j0 in (0..n).step_by(BC) {
             for i0 in (0..m).step_by(BR) {
                 tile_at(i0, j0);
+            }
+        }
+    }
+}
+
+/// The broadcast kernel over the whole `m × n` result with 16-lane vectors, in tiles of 8 rows
+/// × 32 columns (AVX-512F).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn broadcast512(m: usize, k: usize, n: usize, a: Raw, b: Raw, dst: RawMut, acc: bool) {
+    let tile_at = |i0: usize, j0: usize| {
+        let (rows, width) = ((m - i0).min(BR512), (n - j0).min(BC512));
+        let tail = width % 16;
+        let mask: __mmask16 = if tail == 0 { 0xFFFF } else { (1 << tail) - 1 };
+        let b_j = b.ptr.wrapping_add(j0);
+        let a_i = a.ptr.wrapping_add(i0 * a.rs);
+        let d = dst.ptr.wrapping_add(i0 * dst.rs + j0);
+        macro_rules! tile {
+            ($($r:literal)*) => {
+                match (rows, width) {
+                    $(
+                        ($r, 32) => tile512::<$r, 2, false>(k, a_i, a, b_j, b.rs, d, dst.rs, acc, mask),
+                        ($r, 17..=31) => tile512::<$r, 2, true>(k, a_i, a, b_j, b.rs, d, dst.rs, acc, mask),
+                        ($r, 16) => tile512::<$r, 1, false>(k, a_i, a, b_j, b.rs, d, dst.rs, acc, mask),
+                        ($r, _) => tile512::<$r, 1, true>(k, a_i, a, b_j, b.rs, d, dst.rs, acc, mask),
+                    )*
+                    _ => unreachable!("tile rows are 1..=8"),
+                }
+            };
+        }
+        // SAFETY: the tile lies inside the caller's ranges.
+        unsafe { tile!(1 2 3 4 5 6 7 8) };
+    };
+    // The same orders as the 8-lane kernel's (see `broadcast`).
+    if m > k {
+        for i0 in (0..m).step_by(BR512) {
+            for j0 in (0..n).step_by(BC512) {
+                tile_at(i0, j0);
+            }
+        }
+    } else {
+        for j0 in (0..n).step_by(BC512) {
+            for i0 in (0..m).step_by(BR512) {
+                tile_at(i0, j0);
+            }
+        }
+    }
+}
+
+/// One `R × 16V` tile of the AVX-512 broadcast kernel; with `MASKED`, the last vector holds
+/// only the lanes of `mask`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn tile512<const R: usize, const V: usize, const MASKED: bool>(
+    k: usize,
+    a: *const f32,
+    strides: Raw,
+    b: *const f32,
+    rs_b: usize,
+    d: *mut f32,
+    rs_d: usize,
+    acc: bool,
+    mask: __mmask16,
+) {
+    let load = |p: *const f32, v: usize| {
+        // SAFETY: in range by the caller's contract; masked lanes are not read.
+        unsafe {
+            if MASKED && v == V - 1 {
+                _mm512_maskz_loadu_ps(mask, p)
+            } else {
+                _mm512_loadu_ps(p)
+            }
+        }
+    };
+    let mut c = [[_mm512_setzero_ps(); V]; R];
+    for p in 0..k {
+        let row = b.wrapping_add(p * rs_b);
+        let bv: [__m512; V] = std::array::from_fn(|v| load(row.wrapping_add(16 * v), v));
+        let ap = a.wrapping_add(p * strides.cs);
+        for (i, ci) in c.iter_mut().enumerate() {
+            // SAFETY: A's entry (i, p) is in range.
+            let av = _mm512_set1_ps(unsafe { *ap.wrapping_add(i * strides.rs) });
+            for v in 0..V {
+                ci[v] = _mm512_fmadd_ps(av, bv[v], ci[v]);
+            }
+        }
+    }
+    for (i, ci) in c.iter().enumerate() {
+        let row = d.wrapping_add(i * rs_d);
+        for (v, &cv) in ci.iter().enumerate() {
+            let p = row.wrapping_add(16 * v);
+            let out = if acc {
+                _mm512_add_ps(cv, load(p, v))
+            } else {
+                cv
+            };
+            // SAFETY: the destination entries are in range; masked lanes are not written.
+            unsafe {
+                if MASKED && v == V - 1 {
+                    _mm512_mask_storeu_ps(p, mask, out)
+                } else {
+                    _mm512_storeu_ps(p, out)
+                }
             }
         }
     }
@@ -369,7 +481,8 @@ mod tests {
 
     /// Every tile edge: rows 1..=13, columns 1..=35, k 1..=33 (partial, whole and several
     /// vectors), with `A` and `B` in each supported layout, overwriting and accumulating, on
-    /// one and on two threads.
+    /// one and on two threads (on an AVX-512 CPU the 16-lane broadcast kernel, and the 8-lane
+    /// one called directly as well).
     #[test]
     fn both_kernels_match_a_triple_loop_on_every_tile_edge() {
         if !crate::fused::cpu::simd::has_avx2() {
@@ -403,7 +516,10 @@ mod tests {
                             assert_eq!(kernel_for(ra, rb), Some(want_kernel));
                         }
                         let want = naive(&a, sa, &b, sb, [m, k, n]);
-                        for parts in [1, 2] {
+                        let narrow_too = want_kernel == Kernel::Broadcast
+                            && crate::fused::cpu::simd::has_avx512();
+                        let runs: &[usize] = if narrow_too { &[1, 2, 3] } else { &[1, 2] };
+                        for &parts in runs {
                             for accumulate in [false, true] {
                                 // A destination wider than n, to check the row stride.
                                 let rs = n + 3;
@@ -413,8 +529,22 @@ mod tests {
                                     rs,
                                 };
                                 // SAFETY: AVX2 checked; the views match the allocations.
+                                // `parts` 3 on an AVX-512 CPU: the 8-lane broadcast kernel
+                                // run directly, so both widths are checked there.
                                 unsafe {
-                                    product(want_kernel, [m, k, n], ra, rb, out, accumulate, parts)
+                                    if parts == 3 {
+                                        broadcast(m, k, n, ra, rb, out, accumulate)
+                                    } else {
+                                        product(
+                                            want_kernel,
+                                            [m, k, n],
+                                            ra,
+                                            rb,
+                                            out,
+                                            accumulate,
+                                            parts,
+                                        )
+                                    }
                                 };
                                 for i in 0..m {
                                     for j in 0..rs {
