@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use dales::analysis::spectra;
 use dales::nn::recurrent_net::{CellKind, RecurrentConfig};
 
@@ -67,7 +67,14 @@ pub fn run(args: SpectrumArgs) -> Result<ExitCode> {
             },
             ..paper
         };
-        found.extend(spectra::sample_inits(&config, cell.name(), 0..args.seeds)?);
+        let sampled =
+            spectra::sample_inits(&config, cell.name(), 0..args.seeds).with_context(|| {
+                format!(
+                    "--model {cell} --hidden {} --ratio {}",
+                    args.hidden, args.ratio
+                )
+            })?;
+        found.extend(sampled);
     }
     let dir = args.out.unwrap_or_else(|| PathBuf::from("runs/spectrum"));
     for path in plot::write_spectra(&dir, &found, args.bins)? {
