@@ -127,10 +127,12 @@ impl AnyConfig {
 }
 
 impl<M: ModelSpec> TrainConfig<M> {
-    /// Apply `overrides` and validate the result.
+    /// Apply `overrides` and validate the result. A relative data directory is made absolute
+    /// (against the working directory), so that the run's `config.toml` still finds it from
+    /// elsewhere (`dales eval`, `--resume`).
     pub fn apply(&mut self, o: &Overrides) -> Result<()> {
         if let Some(dir) = &o.data {
-            self.data.dir = Some(dir.clone());
+            self.data.dir = Some(std::path::absolute(dir).map_err(|e| Error::io(dir, e))?);
         }
         if let Some(e) = o.epochs {
             self.epochs = e;

@@ -213,3 +213,22 @@ fn shipped_configs_parse() {
         "configs/seq_copy_small.toml must equal the copy-rnn-relu-small preset"
     );
 }
+
+/// A relative `--data` is stored absolute, so the run's config finds it from any directory.
+#[test]
+fn relative_data_directory_is_made_absolute() {
+    use dales::run::{AnyConfig, Overrides};
+    let mut config = AnyConfig::preset("rowseq-dann").unwrap();
+    config
+        .apply(&Overrides {
+            data: Some("some/data".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+    let AnyConfig::Recurrent(c) = &config else {
+        panic!("a recurrent preset")
+    };
+    let dir = c.data.dir.clone().unwrap();
+    assert!(dir.is_absolute(), "{}", dir.display());
+    assert_eq!(dir, std::env::current_dir().unwrap().join("some/data"));
+}
