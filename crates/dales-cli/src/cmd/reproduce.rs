@@ -199,7 +199,7 @@ fn dale2023(args: &ReproduceArgs, out: &Path, options: &Options) -> Result<ExitC
         plot::save(&[panel], &out.join("nse"))?;
     }
     eprintln!(
-        "wrote {}/results.md, runs.csv, curves.png/.svg, nse.png/.svg",
+        "wrote {}/results.md, conditions.csv, runs.csv, curves.png/.svg, nse.png/.svg",
         out.display()
     );
     Ok(ExitCode::SUCCESS)

@@ -636,7 +636,31 @@ pub fn runs_csv(results: &[RunResult]) -> String {
     csv
 }
 
-/// Write `results.md` and `runs.csv` into `out`; returns the finished runs.
+/// One row per condition (the tables of [`report_markdown`]): `part,condition,seeds,
+/// final_mean,final_sd,best_mean,nse_init,nse_final,seconds_per_run`.
+pub fn conditions_csv(results: &[RunResult]) -> String {
+    let mut csv = String::from(
+        "part,condition,seeds,final_mean,final_sd,best_mean,nse_init,nse_final,seconds_per_run\n",
+    );
+    for c in summarise(results) {
+        let _ = writeln!(
+            csv,
+            "{},\"{}\",{},{},{},{},{},{},{}",
+            c.part.name(),
+            c.condition,
+            c.seeds,
+            c.final_error.0,
+            c.final_error.1,
+            c.best_error,
+            c.nse_init,
+            c.nse_final,
+            c.seconds
+        );
+    }
+    csv
+}
+
+/// Write `results.md`, `conditions.csv` and `runs.csv` into `out`; returns the finished runs.
 pub fn write_report(out: &Path, jobs: &[SpectralJob], data: &str) -> Result<Vec<RunResult>> {
     let results = results(jobs)?;
     write_atomic(
@@ -644,5 +668,9 @@ pub fn write_report(out: &Path, jobs: &[SpectralJob], data: &str) -> Result<Vec<
         report_markdown(&results, data).as_bytes(),
     )?;
     write_atomic(&out.join("runs.csv"), runs_csv(&results).as_bytes())?;
+    write_atomic(
+        &out.join("conditions.csv"),
+        conditions_csv(&results).as_bytes(),
+    )?;
     Ok(results)
 }
