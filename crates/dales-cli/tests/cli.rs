@@ -188,6 +188,49 @@ fn bad_inputs_are_clear_errors() {
     );
 }
 
+/// The spectrum, analyze-spectrum and row-sequential bench flags name the bad value.
+#[test]
+fn spectrum_and_rowseq_flags_are_checked() {
+    let dir = temp("bad-spectrum");
+    let out = dir.join("s");
+    let out = out.to_str().unwrap();
+    for (args, expected) in [
+        (vec!["spectrum", "--seeds", "0", "--out", out], "--seeds 0"),
+        (vec!["spectrum", "--bins", "0", "--out", out], "--bins 0"),
+        (
+            vec!["spectrum", "--model", "rnn", "--radius", "2"],
+            "--radius",
+        ),
+        (vec!["spectrum", "--ratio", "0", "--out", out], "--ratio 0"),
+        (vec!["spectrum", "--model", "lstm"], "lstm"),
+        (vec!["analyze", "spectrum", out, "--bins", "0"], "--bins 0"),
+        (
+            vec!["bench", "--kinds", "rowseq_rnn", "--rowseq-batches", "0"],
+            "--rowseq-batches",
+        ),
+        (vec!["bench", "--kinds", "rowseq_lstm"], "rowseq_lstm"),
+    ] {
+        let o = dales(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(text(&o).contains(expected), "{args:?}: {}", text(&o));
+    }
+    // A run that is not recurrent has no recurrent spectrum.
+    let data = synthetic(&dir, 16);
+    let cfg = small_config(&dir, &data, "dann", 1);
+    let run = dir.join("ff");
+    let o = dales(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = dales(&["analyze", "spectrum", run.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("recurrent"), "{}", text(&o));
+}
+
 /// Ctrl-C saves the state; `--resume` finishes the run.
 #[test]
 fn ctrl_c_saves_and_resume_finishes() {
