@@ -168,20 +168,30 @@ unsafe fn broadcast(m: usize, k: usize, n: usize, a: Raw, b: Raw, dst: RawMut, a
         // SAFETY: the tile lies inside the caller's ranges.
         unsafe { tile!(1 2 3 4 5 6) };
     };
+    for_each_tile([m, k, n], [BR, BC], tile_at);
+}
+
+/// Call `tile(i0, j0)` for every `rows × cols` tile of an `m × n` result with reduction `k`, in
+/// the order of a broadcast kernel: for a weight gradient (`m > k`, `k` the batch) the result
+/// is the large operand, so it is written row block by row block while B (k × n) stays in L2;
+/// for an input gradient (`m` the batch) B is the large operand, read once, a column strip at a
+/// time, while A (m × k) stays in L2.
+#[inline(always)]
+fn for_each_tile(
+    [m, k, n]: [usize; 3],
+    [rows, cols]: [usize; 2],
+    mut tile: impl FnMut(usize, usize),
+) {
     if m > k {
-        // A weight gradient (k the batch): the result is the large operand, so it is written
-        // row block by row block, sequentially, while B (k × n) stays in L2.
-        for i0 in (0..m).step_by(BR) {
-            for j0 in (0..n).step_by(BC) {
-                tile_at(i0, j0);
+        for i0 in (0..m).step_by(rows) {
+            for j0 in (0..n).step_by(cols) {
+                tile(i0, j0);
             }
         }
     } else {
-        // An input gradient (m the batch): B is the large operand, read once, a 16-column
-        // strip at a time, while A (m × k) stays in L2.
-        for j0 in (0..n).step_by(BC) {
-            for i0 in (0..m).step_by(BR) {
-                tile_at(i0, j0);
+        for j0 in (0..n).step_by(cols) {
+            for i0 in (0..m).step_by(rows) {
+                tile(i0, j0);
             }
         }
     }
@@ -215,20 +225,7 @@ unsafe fn broadcast512(m: usize, k: usize, n: usize, a: Raw, b: Raw, dst: RawMut
         // SAFETY: the tile lies inside the caller's ranges.
         unsafe { tile!(1 2 3 4 5 6 7 8) };
     };
-    // The same orders as the 8-lane kernel's (see `broadcast`).
-    if m > k {
-        for i0 in (0..m).step_by(BR512) {
-            for j0 in (0..n).step_by(BC512) {
-                tile_at(i0, j0);
-            }
-        }
-    } else {
-        for j0 in (0..n).step_by(BC512) {
-            for i0 in (0..m).step_by(BR512) {
-                tile_at(i0, j0);
-            }
-        }
-    }
+    for_each_tile([m, k, n], [BR512, BC512], tile_at);
 }
 
 /// One `R × 16V` tile of the AVX-512 broadcast kernel; with `MASKED`, the last vector holds
