@@ -70,7 +70,7 @@ fn dann_subtractive_matches_reference_on_gpu() {
 }
 
 /// Every parameter by name, as f64.
-fn params(model: &dales::nn::Mlp) -> BTreeMap<String, Vec<f64>> {
+fn params(model: &impl dales::nn::Parameterised) -> BTreeMap<String, Vec<f64>> {
     model
         .named_entries()
         .into_iter()
@@ -533,7 +533,6 @@ fn gpu_device_is_not_the_cpu() {
 #[test]
 fn sequence_models_match_cpu_on_gpu() {
     use dales::learner::ModelSpec;
-    use dales::nn::Parameterised;
     use dales::nn::seq::{SeqConfig, SeqKind};
     use dales::robustness::Drive;
     for kind in [
@@ -568,12 +567,7 @@ fn sequence_models_match_cpu_on_gpu() {
                 let mut grads = loss.backward();
                 model = optim.step(1e-3, model, &mut grads);
             }
-            let params: BTreeMap<String, Vec<f64>> = model
-                .named_entries()
-                .into_iter()
-                .map(|(n, e)| (n, e.value.to_f64_vec()))
-                .collect();
-            (losses, params)
+            (losses, params(&model))
         };
         let (gl, gp) = run(&gpu());
         let (cl, cp) = run(&cpu());
@@ -615,7 +609,6 @@ fn fused_arun_sequence_matches_plain_on_gpu() {
 #[test]
 fn recurrent_ei_stacks_match_cpu_on_gpu() {
     use dales::learner::ModelSpec;
-    use dales::nn::Parameterised;
     use dales::nn::recurrent_net::{CellKind, RecurrentConfig};
     for cell in CellKind::ALL {
         let config = RecurrentConfig {
@@ -640,12 +633,7 @@ fn recurrent_ei_stacks_match_cpu_on_gpu() {
                 let mut grads = loss.backward();
                 model = optim.step(0.05, model, &mut grads);
             }
-            let params: BTreeMap<String, Vec<f64>> = model
-                .named_entries()
-                .into_iter()
-                .map(|(n, e)| (n, e.value.to_f64_vec()))
-                .collect();
-            (losses, params)
+            (losses, params(&model))
         };
         let (gl, gp) = run(&gpu());
         let (cl, cp) = run(&cpu());
