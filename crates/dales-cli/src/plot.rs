@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -69,21 +69,19 @@ pub struct Panel {
 /// Draw `panels` side by side into `<stem>.png` and `<stem>.svg`.
 pub fn save(panels: &[Panel], stem: &Path) -> Result<()> {
     ensure_font()?;
-    let width = 640 * panels.len() as u32;
-    let png = stem.with_extension("png");
-    let svg = stem.with_extension("svg");
-    {
-        let root = BitMapBackend::new(&png, (width, 480)).into_drawing_area();
-        draw(&root, panels).with_context(|| format!("drawing {}", png.display()))?;
-        root.present()
-            .with_context(|| format!("writing {}", png.display()))?;
-    }
-    {
-        let root = SVGBackend::new(&svg, (width, 480)).into_drawing_area();
-        draw(&root, panels).with_context(|| format!("drawing {}", svg.display()))?;
-        root.present()
-            .with_context(|| format!("writing {}", svg.display()))?;
-    }
+    let size = (640 * panels.len() as u32, 480);
+    // Each file is drawn under a temporary name and renamed: never a half-drawn plot.
+    let drawing_failed = |e: anyhow::Error| std::io::Error::other(format!("{e:#}"));
+    dales::io::replace_atomic(&stem.with_extension("png"), |tmp| {
+        let root = BitMapBackend::new(tmp, size).into_drawing_area();
+        draw(&root, panels).map_err(drawing_failed)?;
+        root.present().map_err(std::io::Error::other)
+    })?;
+    dales::io::replace_atomic(&stem.with_extension("svg"), |tmp| {
+        let root = SVGBackend::new(tmp, size).into_drawing_area();
+        draw(&root, panels).map_err(drawing_failed)?;
+        root.present().map_err(std::io::Error::other)
+    })?;
     Ok(())
 }
 

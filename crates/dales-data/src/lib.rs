@@ -41,4 +41,4 @@ pub mod task;
 pub use batch::{EpochBatches, EpochOrder, VALIDATION_STREAM};
 pub use error::{DataError, IdxErrorKind};
 pub use idx::{IdxArray, MAX_DECOMPRESSED_BYTES, parse_idx, read_idx};
-pub use mnist::{DEFAULT_DATA_DIR, MnistLike, Split};
+pub use mnist::{DEFAULT_DATA_DIR, LabelSite, MnistLike, Split};

@@ -276,6 +276,31 @@ pub struct MnistLike {
     pub train: Split,
     /// The test split (`t10k-*` files).
     pub test: Split,
+    /// Where the largest label is: it sets the number of classes.
+    pub largest_label: LabelSite,
+}
+
+/// A label in a label file: `label 200 at index 17 of …/train-labels-idx1-ubyte`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSite {
+    /// The label file.
+    pub file: PathBuf,
+    /// The record's index (0-based).
+    pub index: usize,
+    /// The label.
+    pub label: u8,
+}
+
+impl std::fmt::Display for LabelSite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "label {} at index {} of {}",
+            self.label,
+            self.index,
+            self.file.display()
+        )
+    }
 }
 
 impl MnistLike {
@@ -373,8 +398,30 @@ fn load(dir: &Path, hint: &str) -> Result<MnistLike, DataError> {
             ),
         });
     }
-    let max_label = train.labels.iter().chain(&test.labels).copied().max();
-    let n_classes = usize::from(max_label.unwrap_or(0)) + 1;
+    // The first record holding the largest label, of the training file, then the test file.
+    let largest = |labels: &[u8], file: &Path| {
+        let label = labels.iter().copied().max()?;
+        let index = labels.iter().position(|&l| l == label)?;
+        Some(LabelSite {
+            file: file.to_path_buf(),
+            index,
+            label,
+        })
+    };
+    let largest_label = match (
+        largest(&train.labels, &train_labels),
+        largest(&test.labels, &test_labels),
+    ) {
+        (Some(a), Some(b)) => {
+            if b.label > a.label {
+                b
+            } else {
+                a
+            }
+        }
+        (a, b) => a.or(b).expect("both splits hold examples"),
+    };
+    let n_classes = usize::from(largest_label.label) + 1;
     if n_classes < 2 {
         return Err(DataError::Invalid {
             path: train_labels,
@@ -388,6 +435,7 @@ fn load(dir: &Path, hint: &str) -> Result<MnistLike, DataError> {
     Ok(MnistLike {
         train: Split { n_classes, ..train },
         test: Split { n_classes, ..test },
+        largest_label,
     })
 }
 
@@ -400,15 +448,20 @@ fn find_file(dir: &Path, base: &str) -> Result<PathBuf, DataError> {
         format!("{dotted}.gz"),
         dotted,
     ];
-    candidates
-        .iter()
-        .map(|c| dir.join(c))
-        .find(|p| p.is_file())
-        .ok_or_else(|| DataError::MissingFile {
-            dir: dir.to_path_buf(),
-            expected: base.to_owned(),
-            candidates: candidates.to_vec(),
-        })
+    if let Some(p) = candidates.iter().map(|c| dir.join(c)).find(|p| p.is_file()) {
+        return Ok(p);
+    }
+    if let Some(p) = candidates.iter().map(|c| dir.join(c)).find(|p| p.exists()) {
+        return Err(DataError::Invalid {
+            path: p,
+            reason: format!("is not a file; expected the IDX file {base} here"),
+        });
+    }
+    Err(DataError::MissingFile {
+        dir: dir.to_path_buf(),
+        expected: base.to_owned(),
+        candidates: candidates.to_vec(),
+    })
 }
 
 /// Reads one images/labels pair; `n_classes` of the result is a placeholder.

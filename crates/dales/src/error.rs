@@ -53,7 +53,8 @@ pub enum Error {
     Analysis(#[from] AnalysisError),
     /// Training produced a non-finite loss.
     #[error(
-        "training diverged at epoch {epoch}, step {step}: the loss is {loss}; the last good checkpoint is kept"
+        "training diverged at epoch {epoch}, step {step}: the loss is {loss}; {}",
+        kept_state(kept)
     )]
     Diverged {
         /// Epoch (1-based) of the bad step.
@@ -62,6 +63,38 @@ pub enum Error {
         step: u64,
         /// The loss value.
         loss: f32,
+        /// The last state saved in the run directory: its completed epochs and its updates
+        /// (`None`: nothing was saved).
+        kept: Option<(usize, u64)>,
+    },
+    /// Another process writes into a run directory.
+    #[error(
+        "{} is in use by process {}: wait for it to finish, stop it, or choose another directory",
+        dir.display(),
+        pid.map_or("(unknown)".to_string(), |p| p.to_string())
+    )]
+    InUse {
+        /// The run directory.
+        dir: PathBuf,
+        /// The owner's process id, as its lock file says.
+        pid: Option<u32>,
+    },
+    /// A model would not fit in memory.
+    #[error(
+        "{what} needs about {} (model, optimiser state and batch buffers), more than the {} \
+         {limit_source}; make it smaller or raise --max-memory",
+        bytes_text(*needed),
+        bytes_text(*limit)
+    )]
+    Memory {
+        /// What was to be allocated, e.g. "the `mlp` model at batch 32".
+        what: String,
+        /// The estimate, in bytes.
+        needed: f64,
+        /// The limit, in bytes.
+        limit: f64,
+        /// Where the limit comes from ("available on this machine", "of --max-memory").
+        limit_source: String,
     },
     /// A numerical routine (an eigen- or singular-value decomposition) failed on its input.
     #[error("numerical error: {0}")]
@@ -84,6 +117,35 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What a diverged run kept, for its message.
+fn kept_state(kept: &Option<(usize, u64)>) -> String {
+    match kept {
+        None => "nothing was saved (the run diverged before its first save): lower optim.lr \
+                 and start again with --overwrite"
+            .to_string(),
+        Some((epochs, steps)) => format!(
+            "the state saved after {epochs} epoch(s), {steps} update(s) is kept (lower optim.lr \
+             in the run's config.toml to continue it with --resume)"
+        ),
+    }
+}
+
+/// A byte count with a binary unit: `1.5 GiB`.
+pub fn bytes_text(bytes: f64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = bytes;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{v:.0} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
 }
 
 impl Error {

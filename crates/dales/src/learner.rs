@@ -13,9 +13,9 @@ use std::path::Path;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use dales_data::Split;
 use dales_data::sequence::PixelSequences;
 use dales_data::task::{Batch, Images, Task};
+use dales_data::{MnistLike, Split};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -23,7 +23,7 @@ use crate::checkpoint::{self, encode};
 use crate::error::{Error, Result};
 use crate::host::tensor;
 use crate::io::write_atomic;
-use crate::nn::seq::{SeqClassifier, SeqConfig};
+use crate::nn::seq::{SeqClassifier, SeqConfig, SeqKind};
 use crate::nn::{Mlp, MlpConfig, ParamRole, Parameterised};
 use crate::optim::{GroupRule, RuleTable};
 use crate::train::Targets;
@@ -127,6 +127,43 @@ pub trait Learner: Parameterised + Clone + Send + Sync {
 /// The two tasks of a run that generates its own data: training and test.
 pub type GeneratedTasks = (Box<dyn Task>, Box<dyn Task>);
 
+/// How big a model is, for the memory estimate made before a run allocates it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct ModelSize {
+    /// Trainable numbers.
+    pub parameters: f64,
+    /// Activations per example and step that training keeps for the backward pass.
+    pub units: f64,
+}
+
+impl ModelSize {
+    /// A dense layer of `fan_in` inputs and `n` units, with `ni` inhibitory units (DANN; 0
+    /// for the others) and three vectors per unit (bias, gain, shift).
+    pub fn dense(fan_in: usize, n: usize, ni: usize) -> ModelSize {
+        let (fan_in, n, ni) = (fan_in as f64, n as f64, ni as f64);
+        ModelSize {
+            parameters: fan_in * (n + ni) + n * ni + 3.0 * n + ni,
+            units: n + ni,
+        }
+    }
+}
+
+impl std::ops::Add for ModelSize {
+    type Output = ModelSize;
+    fn add(self, o: ModelSize) -> ModelSize {
+        ModelSize {
+            parameters: self.parameters + o.parameters,
+            units: self.units + o.units,
+        }
+    }
+}
+
+impl std::iter::Sum for ModelSize {
+    fn sum<I: Iterator<Item = ModelSize>>(iter: I) -> ModelSize {
+        iter.fold(ModelSize::default(), |a, b| a + b)
+    }
+}
+
 /// The `[model]` section of a run: everything that builds and describes a [`Learner`].
 pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     /// The model it builds.
@@ -141,8 +178,12 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     /// The update rule of every parameter role of the model.
     fn default_rules(&self) -> RuleTable;
 
+    /// The model's size on inputs of `width` numbers per step (arithmetic on the
+    /// configuration, nothing is allocated).
+    fn size(&self, width: usize) -> ModelSize;
+
     /// Check that the model fits the images of a dataset: their size and number of classes.
-    fn check_data(&self, train: &Split, n_classes: usize) -> Result<()>;
+    fn check_data(&self, data: &MnistLike) -> Result<()>;
 
     /// The task the model learns on a split of image data.
     fn task(&self, split: Split) -> Result<Box<dyn Task>>;
@@ -205,7 +246,23 @@ impl ModelSpec for MlpConfig {
         RuleTable::for_kind(self.kind)
     }
 
-    fn check_data(&self, train: &Split, n_classes: usize) -> Result<()> {
+    fn size(&self, _width: usize) -> ModelSize {
+        let sizes = self.sizes();
+        let layers = sizes.len() - 1;
+        (0..layers)
+            .map(|i| {
+                let ni = if self.kind.is_dann() {
+                    self.inhibitory_units(i, layers, sizes[i + 1])
+                } else {
+                    0
+                };
+                ModelSize::dense(sizes[i], sizes[i + 1], ni)
+            })
+            .sum()
+    }
+
+    fn check_data(&self, data: &MnistLike) -> Result<()> {
+        let train = &data.train;
         let pixels = train.pixels_per_image();
         if pixels != self.n_in {
             return Err(Error::config(
@@ -214,7 +271,7 @@ impl ModelSpec for MlpConfig {
                 format!("{pixels}, the number of pixels of the dataset's images"),
             ));
         }
-        check_classes(self.n_out, n_classes)
+        check_classes(self.n_out, data)
     }
 
     fn task(&self, split: Split) -> Result<Box<dyn Task>> {
@@ -236,12 +293,18 @@ impl ModelSpec for MlpConfig {
     }
 }
 
-pub(crate) fn check_classes(n_out: usize, n_classes: usize) -> Result<()> {
+/// Check that `n_out` outputs cover the labels of `data`; the error names the label that
+/// sets the number of classes, with its file and index.
+pub(crate) fn check_classes(n_out: usize, data: &MnistLike) -> Result<()> {
+    let n_classes = data.n_classes();
     if n_classes > n_out {
         return Err(Error::config(
             "model.n_out",
             n_out,
-            format!("at least {n_classes}, the dataset's number of classes"),
+            format!(
+                "at least {n_classes}, the dataset's number of classes (its largest label: {})",
+                data.largest_label
+            ),
         ));
     }
     Ok(())
@@ -293,6 +356,30 @@ impl ModelSpec for SeqConfig {
         RuleTable(roles.into_iter().map(|r| (r, GroupRule::PLAIN)).collect())
     }
 
+    /// `g` gate blocks of `H × (width + H)` (LSTM 4, GRU 3, the others 1), the ARUN's
+    /// controller (`K` units shared by the neurons; its fused op keeps a gain and a shift per
+    /// neuron and step for the backward pass, not the `K` states), the readout.
+    fn size(&self, width: usize) -> ModelSize {
+        let gates = match self.kind {
+            SeqKind::Lstm => 4,
+            SeqKind::Gru => 3,
+            _ => 1,
+        };
+        let controller = if self.kind == SeqKind::Arun {
+            let k = self.controller;
+            let shared = ModelSize::dense(1 + k, k, 0) + ModelSize::dense(k, 2, 0);
+            ModelSize {
+                units: self.hidden as f64,
+                ..shared
+            }
+        } else {
+            ModelSize::default()
+        };
+        ModelSize::dense(width + self.hidden, gates * self.hidden, 0)
+            + controller
+            + ModelSize::dense(self.hidden, self.n_out, 0)
+    }
+
     fn generated(&self) -> Result<Option<GeneratedTasks>> {
         let Some(copy) = &self.copy else {
             return Ok(None);
@@ -311,7 +398,8 @@ impl ModelSpec for SeqConfig {
         })
     }
 
-    fn check_data(&self, train: &Split, n_classes: usize) -> Result<()> {
+    fn check_data(&self, data: &MnistLike) -> Result<()> {
+        let train = &data.train;
         if (train.rows(), train.cols()) != (self.rows, self.cols) {
             return Err(Error::config(
                 "model.rows, model.cols",
@@ -323,7 +411,7 @@ impl ModelSpec for SeqConfig {
                 ),
             ));
         }
-        check_classes(self.n_out, n_classes)
+        check_classes(self.n_out, data)
     }
 
     fn task(&self, split: Split) -> Result<Box<dyn Task>> {

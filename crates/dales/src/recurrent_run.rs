@@ -9,16 +9,18 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
-use dales_data::Split;
 use dales_data::rows::RowSequences;
 use dales_data::task::Task;
+use dales_data::{MnistLike, Split};
 
 use crate::checkpoint::{self, NamedTensors, encode};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::learner::{GeneratedTasks, Learner, ModelSpec, Readout, check_classes};
+use crate::learner::{GeneratedTasks, Learner, ModelSize, ModelSpec, Readout, check_classes};
 use crate::nn::ParamRole;
-use crate::nn::recurrent_net::{CellKind, ReadoutKind, RecurrentConfig, RecurrentNet};
+use crate::nn::recurrent_net::{
+    CellKind, ReadoutKind, RecurrentConfig, RecurrentNet, dann_inhibitory,
+};
 use crate::optim::{GradScale, GroupRule, Projection, RuleTable};
 
 /// The `format` metadata of a recurrent checkpoint.
@@ -70,6 +72,27 @@ impl ModelSpec for RecurrentConfig {
         batch * h * h < 1 << 21
     }
 
+    /// Each layer an input and a recurrent dense map (DANN: with its inhibitory units), the
+    /// dense layers and the output.
+    fn size(&self, width: usize) -> ModelSize {
+        let mut fan_in = width;
+        let mut total = ModelSize::default();
+        for &h in &self.hidden {
+            let ni = if self.cell == CellKind::Dann {
+                dann_inhibitory(h, self.ratio)
+            } else {
+                0
+            };
+            total = total + ModelSize::dense(fan_in, h, ni) + ModelSize::dense(h, h, ni);
+            fan_in = h;
+        }
+        for &n in self.dense.iter().chain([&self.n_out]) {
+            total = total + ModelSize::dense(fan_in, n, 1);
+            fan_in = n;
+        }
+        total
+    }
+
     /// Spec B3: the DANN corrections and clamps on the E/I matrices of DANN cells and
     /// readouts, clamped magnitudes for ColEI (with the I→I ablation when configured), plain
     /// gradient descent for the standard cells and dense readouts.
@@ -108,7 +131,8 @@ impl ModelSpec for RecurrentConfig {
         RuleTable(rows.into_iter().collect())
     }
 
-    fn check_data(&self, train: &Split, n_classes: usize) -> Result<()> {
+    fn check_data(&self, data: &MnistLike) -> Result<()> {
+        let train = &data.train;
         if train.cols() != self.n_in {
             return Err(Error::config(
                 "model.n_in",
@@ -119,7 +143,7 @@ impl ModelSpec for RecurrentConfig {
                 ),
             ));
         }
-        check_classes(self.n_out, n_classes)
+        check_classes(self.n_out, data)
     }
 
     fn task(&self, split: Split) -> Result<Box<dyn Task>> {

@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use dales::analysis::driven::{driven_traces, jacobian_vs_drive, lyapunov_vs_drive, response};
 use dales::analysis::spectra;
 use dales::analysis::trace::{StepProtocol, Trace};
 use dales::nn::seq::SeqClassifier;
-use dales::run::RunDir;
+use dales::run::{RunDir, RunLock};
 
 use crate::plot::{self, Mark, Panel, Series};
 
@@ -119,6 +119,7 @@ fn spectrum(args: &SpectrumArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run.join("analysis"));
+    let _owner = RunLock::acquire(&dir)?;
     for path in plot::write_spectra(&dir, &found, args.bins)? {
         eprintln!("wrote {}", path.display());
     }
@@ -126,10 +127,12 @@ fn spectrum(args: &SpectrumArgs) -> Result<()> {
     Ok(())
 }
 
-fn out_dir(c: &Common) -> Result<PathBuf> {
+/// The output directory (created), held by this command until the lock is dropped: two
+/// analyses never write into one directory at once.
+fn out_dir(c: &Common) -> Result<(PathBuf, RunLock)> {
     let dir = c.out.clone().unwrap_or_else(|| c.run.join("analysis"));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+    let lock = RunLock::acquire(&dir)?;
+    Ok((dir, lock))
 }
 
 /// The run's model and its traces under each step drive ξ.
@@ -163,7 +166,7 @@ fn steps(v: &[f64]) -> Vec<(f64, f64)> {
 
 fn traces(c: &Common) -> Result<()> {
     let (_, runs) = traced(c)?;
-    let dir = out_dir(c)?;
+    let (dir, _owner) = out_dir(c)?;
     let mut csv = String::from("xi,t,n_mean,s_mean,h_mean\n");
     let mut panels: Vec<Panel> = ["gain n_t", "saturation s_t", "activity h_t"]
         .iter()
@@ -196,7 +199,7 @@ fn traces(c: &Common) -> Result<()> {
 
 fn lyapunov(c: &Common) -> Result<()> {
     let (model, runs) = traced(c)?;
-    let dir = out_dir(c)?;
+    let (dir, _owner) = out_dir(c)?;
     let mut csv = String::from("xi,index,exponent_bits_per_step\n");
     let mut mle = Vec::new();
     for (xi, les) in lyapunov_vs_drive(&model, &runs, 1000)? {
@@ -227,7 +230,7 @@ fn lyapunov(c: &Common) -> Result<()> {
 
 fn jacobian(c: &Common) -> Result<()> {
     let (model, runs) = traced(c)?;
-    let dir = out_dir(c)?;
+    let (dir, _owner) = out_dir(c)?;
     let mut csv = String::from("xi,inf_norm,spectral_norm\n");
     let (mut inf, mut spec) = (Vec::new(), Vec::new());
     for j in jacobian_vs_drive(&model, &runs)? {
@@ -272,7 +275,7 @@ fn respond(r: &ResponseArgs) -> Result<()> {
         ..StepProtocol::FIG3
     };
     let result = response(&model, &protocol, &c.xi)?;
-    let dir = out_dir(c)?;
+    let (dir, _owner) = out_dir(c)?;
     let mut ai_csv = String::from("xi,neuron,adaptation_index\n");
     for (xi, indices) in &result.adaptation {
         for (i, ai) in indices.iter().enumerate() {

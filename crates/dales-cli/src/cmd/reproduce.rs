@@ -9,7 +9,7 @@ use dales::config::TrainConfig;
 use dales::learner::ModelSpec;
 use dales::reproduce::{Experiment, Job, Options, Report, errors_table, spectral, write_errors};
 use dales::robustness::Sweep;
-use dales::run::{AnyConfig, Dataset, Outcome, RunDir, Trainer};
+use dales::run::{AnyConfig, Dataset, Outcome, RunDir, StartOptions, Trainer};
 use indicatif::MultiProgress;
 
 use crate::plot::{self, Mark, Panel, Series};
@@ -100,7 +100,7 @@ fn train_all(args: &ReproduceArgs, out: &Path, jobs: &[Job]) -> Result<Option<Ex
     }
     if crate::interrupt::requested() {
         eprintln!("interrupted; run the same command again to resume");
-        return Ok(Some(ExitCode::from(130)));
+        return Ok(Some(ExitCode::from(crate::interrupt::exit_code())));
     }
     if !failures.is_empty() {
         return Ok(Some(ExitCode::from(1)));
@@ -250,8 +250,13 @@ fn run_one<M: ModelSpec>(
         }
         Trainer::<M>::resume(dir, config.data.dir.clone(), Some(config.epochs))?
     } else {
+        // A run killed before its first save left files but nothing to resume: start over.
         let data = Dataset::load(config)?;
-        Trainer::new(config.clone(), data, dir)?
+        let options = StartOptions {
+            overwrite: true,
+            ..StartOptions::default()
+        };
+        Trainer::start(config.clone(), data, dir, options)?
     };
     run_to_end(&mut trainer, dir, &name, Some(multi.clone()))
 }

@@ -10,7 +10,7 @@ use dales::learner::ModelSpec;
 use dales::nn::MlpConfig;
 use dales::nn::recurrent_net::RecurrentConfig;
 use dales::nn::seq::SeqConfig;
-use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, Trainer};
+use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, StartOptions, Trainer, memory};
 
 use crate::training::run_to_end;
 
@@ -51,6 +51,13 @@ pub struct TrainArgs {
     /// cpu, or gpu (a dales built with --features gpu).
     #[arg(long, value_parser = ["cpu", "gpu"], conflicts_with = "resume")]
     pub device: Option<String>,
+    /// Replace the run already in the --out directory (its files are deleted first).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Refuse a model whose estimated memory (model, optimiser state, batch buffers) exceeds
+    /// this size, e.g. 8G [default: the memory available on this machine].
+    #[arg(long, value_name = "SIZE", conflicts_with = "resume")]
+    pub max_memory: Option<String>,
 }
 
 impl TrainArgs {
@@ -109,8 +116,16 @@ fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitC
         config.seed,
         Dataset::describe(&config)
     );
+    let options = StartOptions {
+        overwrite: args.overwrite,
+        max_memory: args
+            .max_memory
+            .as_deref()
+            .map(memory::parse_size)
+            .transpose()?,
+    };
     let data = Dataset::load(&config)?;
-    let trainer = Trainer::new(config, data, &dir)?;
+    let trainer = Trainer::start(config, data, &dir, options)?;
     eprint!("update rules:\n{}", trainer.optimizer().describe());
     finish(trainer, &dir)
 }
@@ -144,7 +159,7 @@ fn finish<M: ModelSpec>(mut trainer: Trainer<M>, dir: &Path) -> Result<ExitCode>
                 s.steps,
                 dir.display()
             );
-            Ok(ExitCode::from(130))
+            Ok(ExitCode::from(crate::interrupt::exit_code()))
         }
     }
 }

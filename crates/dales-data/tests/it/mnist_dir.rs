@@ -51,6 +51,38 @@ fn n_classes_is_max_label_over_both_splits_plus_one() {
     let d = MnistLike::load_dir(dir.path()).unwrap();
     assert_eq!(d.n_classes(), 10);
     assert_eq!(d.train.n_classes(), 10);
+    // The label that sets the count is found with its file and record.
+    let site = &d.largest_label;
+    assert_eq!((site.label, site.index), (9, 1));
+    assert!(site.file.ends_with("t10k-labels-idx1-ubyte.gz"));
+    assert_eq!(
+        site.to_string(),
+        format!("label 9 at index 1 of {}", site.file.display())
+    );
+    // A tie goes to the training file's first record.
+    dir.write(
+        "train-labels-idx1-ubyte.gz",
+        &gz(&idx(0x08, &[6], &[0, 1, 9, 2, 9, 3])),
+    );
+    let site = MnistLike::load_dir(dir.path()).unwrap().largest_label;
+    assert_eq!((site.label, site.index), (9, 2));
+    assert!(site.file.ends_with("train-labels-idx1-ubyte.gz"));
+}
+
+#[test]
+fn a_directory_in_place_of_a_file_is_named() {
+    let dir = TempDir::new("dir-as-file");
+    write_dataset(&dir, 6, 3);
+    std::fs::remove_file(dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    std::fs::create_dir(dir.path().join("t10k-images-idx3-ubyte.gz")).unwrap();
+    let e = err(&dir);
+    assert!(
+        e.ends_with(
+            "t10k-images-idx3-ubyte.gz: is not a file; expected the IDX file \
+             t10k-images-idx3-ubyte here"
+        ),
+        "{e}"
+    );
 }
 
 #[test]

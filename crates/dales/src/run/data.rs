@@ -45,7 +45,7 @@ impl Dataset {
             Some(dir) => MnistLike::load_dir(dir)?,
             None => MnistLike::load_default()?,
         };
-        config.model.check_data(&data.train, data.n_classes())?;
+        config.model.check_data(&data)?;
         let (train, eval, eval_name) = if config.data.validation > 0 {
             let (train, val) = data
                 .train

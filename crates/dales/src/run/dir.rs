@@ -33,6 +33,22 @@ pub mod files {
     pub const EVALUATIONS: &str = "evaluations.csv";
     /// Final (or latest) summary.
     pub const SUMMARY: &str = "summary.json";
+    /// The learning curves, drawn by the CLI.
+    pub const CURVES_PNG: &str = "curves.png";
+    /// The learning curves as SVG.
+    pub const CURVES_SVG: &str = "curves.svg";
+    /// Every file a run writes: a directory holding any of them holds a run.
+    pub const ALL: [&str; 9] = [
+        CONFIG,
+        RULES,
+        CHECKPOINT,
+        RESUME,
+        METRICS,
+        EVALUATIONS,
+        SUMMARY,
+        CURVES_PNG,
+        CURVES_SVG,
+    ];
 }
 
 /// A run configuration of either model family.
@@ -306,6 +322,6 @@ fn test_task<M: ModelSpec>(model: &M, dir: Option<&Path>) -> Result<Box<dyn Task
         Some(d) => MnistLike::load_dir(d)?,
         None => MnistLike::load_default()?,
     };
-    model.check_data(&data.train, data.n_classes())?;
+    model.check_data(&data)?;
     model.task(data.test)
 }

@@ -13,6 +13,8 @@
 mod data;
 mod dir;
 mod evaluate;
+mod lock;
+pub mod memory;
 mod metrics;
 
 use std::collections::HashMap;
@@ -27,6 +29,7 @@ use serde::{Deserialize, Serialize};
 pub use data::Dataset;
 pub use dir::{AnyConfig, Overrides, RunDir, files};
 pub use evaluate::{evaluate, first_logits, score};
+pub use lock::{LOCK_FILE, RunLock};
 pub use metrics::{
     EpochRecord, METRICS_HEADER, StepEvaluation, Summary, evaluations_csv, metrics_csv,
     read_evaluations, read_metrics,
@@ -128,6 +131,17 @@ pub enum Outcome {
     Interrupted,
 }
 
+/// How [`Trainer::start`] treats the run directory and the machine's memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StartOptions {
+    /// Replace a run already in the directory (its files are removed first) instead of
+    /// refusing it.
+    pub overwrite: bool,
+    /// Refuse a run whose memory estimate exceeds this many bytes (default: the memory
+    /// available on this machine).
+    pub max_memory: Option<u64>,
+}
+
 /// A training run of a model described by `M`.
 pub struct Trainer<M: ModelSpec = MlpConfig> {
     config: TrainConfig<M>,
@@ -139,21 +153,54 @@ pub struct Trainer<M: ModelSpec = MlpConfig> {
     progress: Progress,
     run_dir: PathBuf,
     settings: Settings,
+    /// The last state written to the run directory: (completed epochs, updates).
+    saved: Option<(usize, u64)>,
+    /// The run directory's lock, held as long as the trainer lives.
+    _lock: RunLock,
 }
 
 impl<M: ModelSpec> Trainer<M> {
-    /// Start a new run in `run_dir` (created; it must not hold a run already).
-    pub fn new(mut config: TrainConfig<M>, data: Dataset, run_dir: &Path) -> Result<Self> {
+    /// Start a new run in `run_dir` (created; it must not hold a run already), with the
+    /// default [`StartOptions`].
+    pub fn new(config: TrainConfig<M>, data: Dataset, run_dir: &Path) -> Result<Self> {
+        Trainer::start(config, data, run_dir, StartOptions::default())
+    }
+
+    /// Start a new run in `run_dir`: the memory estimate is checked first, then the
+    /// directory is locked (created if missing) and must not hold a run unless
+    /// `options.overwrite`, which removes that run's files.
+    pub fn start(
+        mut config: TrainConfig<M>,
+        data: Dataset,
+        run_dir: &Path,
+        options: StartOptions,
+    ) -> Result<Self> {
         config.validate()?;
         config.model.prepare(data.pixel_mean);
-        if run_dir.join(files::RESUME).exists() {
-            return Err(Error::config(
-                "--out",
-                run_dir.display(),
-                "a directory without a run in it (use --resume to continue that run)",
-            ));
+        memory::check(&config, &data, options.max_memory)?;
+        let lock = RunLock::acquire(run_dir)?;
+        let existing = files::ALL
+            .iter()
+            .filter(|f| run_dir.join(f).exists())
+            .copied()
+            .collect::<Vec<_>>();
+        if !existing.is_empty() {
+            if !options.overwrite {
+                return Err(Error::run(
+                    run_dir,
+                    format!(
+                        "already holds a run ({}); continue it with `dales train --resume {}`, \
+                         choose another --out, or add --overwrite to replace it",
+                        existing.join(", "),
+                        run_dir.display()
+                    ),
+                ));
+            }
+            for f in existing {
+                let path = run_dir.join(f);
+                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            }
         }
-        std::fs::create_dir_all(run_dir).map_err(|e| Error::io(run_dir, e))?;
         let device = config.device.device()?.autodiff();
         let model = config.model.init_seeded(config.seed, &device)?;
         let optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
@@ -164,7 +211,7 @@ impl<M: ModelSpec> Trainer<M> {
             config,
             data,
             (device, model, optim),
-            Progress::default(),
+            (Progress::default(), lock),
             run_dir,
         )
     }
@@ -176,6 +223,7 @@ impl<M: ModelSpec> Trainer<M> {
         data_dir: Option<PathBuf>,
         epochs: Option<usize>,
     ) -> Result<Self> {
+        let lock = RunLock::acquire(run_dir)?;
         let mut config = TrainConfig::<M>::from_file(&run_dir.join(files::CONFIG))?;
         if let Some(dir) = data_dir {
             config.data.dir = Some(dir);
@@ -221,16 +269,24 @@ impl<M: ModelSpec> Trainer<M> {
                 format!("at least {}, the epochs this run has done", progress.epoch),
             ));
         }
-        Trainer::assemble(config, data, (device, model, optim), progress, run_dir)
+        Trainer::assemble(
+            config,
+            data,
+            (device, model, optim),
+            (progress, lock),
+            run_dir,
+        )
     }
 
     fn assemble(
         config: TrainConfig<M>,
         data: Dataset,
         (device, model, optim): (Device, M::Model, Optimizer),
-        progress: Progress,
+        (progress, lock): (Progress, RunLock),
         run_dir: &Path,
     ) -> Result<Self> {
+        // A resumed run starts from a saved state; a new one has none yet.
+        let saved = (progress.global_step > 0).then_some((progress.epoch, progress.global_step));
         model.readout().check(data.train.as_ref())?;
         let order = EpochOrder::new(data.train.len(), config.batch_size, config.seed)?
             .with_shuffle(config.data.shuffle);
@@ -247,6 +303,8 @@ impl<M: ModelSpec> Trainer<M> {
                 ..Settings::default()
             },
             config,
+            saved,
+            _lock: lock,
         })
     }
 
@@ -343,6 +401,7 @@ impl<M: ModelSpec> Trainer<M> {
                         epoch,
                         step: self.progress.global_step + 1,
                         loss: loss_value,
+                        kept: self.saved,
                     });
                 }
                 let p = &mut self.progress;
@@ -460,7 +519,7 @@ impl<M: ModelSpec> Trainer<M> {
 
     /// Write the resume file, the checkpoint, the metrics and the summary (each atomically, the
     /// resume file first: it alone is read back).
-    pub fn save(&self) -> Result<()> {
+    pub fn save(&mut self) -> Result<()> {
         let dir = &self.run_dir;
         let mut tensors = checkpoint::named_tensors(&self.model, "model.");
         for (name, t) in self.optim.export_state() {
@@ -495,7 +554,9 @@ impl<M: ModelSpec> Trainer<M> {
         }
         let summary = self.summary();
         let json = serde_json::to_string_pretty(&summary).expect("summary serialises");
-        write_atomic(&dir.join(files::SUMMARY), json.as_bytes())
+        write_atomic(&dir.join(files::SUMMARY), json.as_bytes())?;
+        self.saved = Some((self.progress.epoch, self.progress.global_step));
+        Ok(())
     }
 
     /// The initial record, if any, then every epoch's.

@@ -124,10 +124,16 @@ fn divergence_keeps_the_last_good_checkpoint() {
     let mut cfg = TrainConfig::<MlpConfig>::from_file(&dir.join(files::CONFIG)).unwrap();
     cfg.optim.lr = 1e30;
     std::fs::write(dir.join(files::CONFIG), cfg.to_toml()).unwrap();
+    drop(t);
     let mut t = Trainer::<MlpConfig>::resume(&dir, None, Some(2)).unwrap();
     let err = t.run(&mut |_| {}, &|_| false).unwrap_err().to_string();
+    let steps = 80 / c.batch_size;
     assert!(
-        err.contains("diverged") && err.contains("epoch 2") && err.contains("last good checkpoint"),
+        err.contains("diverged")
+            && err.contains("epoch 2")
+            && err.contains(&format!(
+                "saved after 1 epoch(s), {steps} update(s) is kept"
+            )),
         "{err}"
     );
     assert!(read(&dir, files::CHECKPOINT) == good);
@@ -178,12 +184,22 @@ fn run_directory_holds_everything() {
     let (_, kind) =
         dales::checkpoint::load_mlp(&dir.join(files::CHECKPOINT), &dales::device::cpu()).unwrap();
     assert_eq!(kind, ModelKind::Dann);
-    // A second run into the same directory is refused.
+    // A second trainer of the directory is refused while the first holds it, and after.
     let err = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir)
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("--resume"), "{err}");
+    let owner = format!("in use by process {}", std::process::id());
+    assert!(err.contains(&owner), "{err}");
+    drop(t);
+    let err = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("--resume") && err.contains("--overwrite"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -198,4 +214,49 @@ fn dataset_and_model_must_agree() {
     c.model.n_out = 3;
     let err = Dataset::load(&c).unwrap_err().to_string();
     assert!(err.contains("model.n_out") && err.contains('4'), "{err}");
+}
+
+/// The memory estimate's parameter count, arithmetic on the configuration, against the
+/// parameters of the model each preset builds.
+#[test]
+fn memory_estimate_counts_the_parameters_of_every_preset() {
+    use dales::learner::ModelSpec;
+    use dales::nn::Parameterised;
+    use dales::presets::{PRESETS, RECURRENT_PRESETS, SEQ_PRESETS};
+    use dales::run::AnyConfig;
+
+    fn ratio<M: ModelSpec>(model: &M, width: usize) -> f64 {
+        let built = model.init_seeded(1, &dales::device::cpu()).unwrap();
+        let actual: usize = built
+            .param_layers()
+            .iter()
+            .flat_map(|l| l.entries.iter())
+            .filter(|e| e.role.is_some())
+            .map(|e| e.value.numel())
+            .sum();
+        model.size(width).parameters / actual as f64
+    }
+    let names = PRESETS.iter().chain(&SEQ_PRESETS).chain(&RECURRENT_PRESETS);
+    for name in names {
+        let r = match AnyConfig::preset(name).unwrap() {
+            AnyConfig::FeedForward(mut c) => {
+                c.model.prepare(Some(0.286));
+                ratio(&c.model, c.model.n_in)
+            }
+            AnyConfig::Sequence(c) => {
+                let width = c.model.generated().unwrap().map_or(1, |(t, _)| t.width());
+                ratio(&c.model, width)
+            }
+            AnyConfig::Recurrent(c) => {
+                let width = c
+                    .model
+                    .generated()
+                    .unwrap()
+                    .map_or(c.model.n_in, |(t, _)| t.width());
+                ratio(&c.model, width)
+            }
+        };
+        eprintln!("{name}: estimate / actual parameters = {r:.3}");
+        assert!((0.95..=1.5).contains(&r), "{name}: {r}");
+    }
 }

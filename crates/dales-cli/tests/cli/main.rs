@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use dales_data::synthetic::{SyntheticSpec, write_dataset};
 
+mod run_dir;
+
 fn dales(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dales"))
         .args(args)
@@ -319,6 +321,10 @@ fn sequence_run_robustness_and_analyses_end_to_end() {
     let run = dir.join("run");
     let run_s = run.to_str().unwrap();
     train_config(&config, &run);
+    // compare tabulates sequence runs too.
+    let o = dales(&["compare", run_s, "--out", dir.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("| run | arun"), "{}", text(&o));
     for f in [
         "checkpoint.safetensors",
         "metrics.csv",
