@@ -1,8 +1,8 @@
 //! Run directories that cannot be mixed, overwritten or misread: locks, refusals, signals,
 //! kills, memory estimates and the messages that name what is wrong.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use dales::run::{RunDir, files};
@@ -19,6 +19,13 @@ fn spawn_train(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// `dales train --config cfg --out out extra…`, to its end.
+fn train_into(cfg: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["train", "--config", s(cfg), "--out", s(out)];
+    args.extend(extra);
+    dales(&args)
 }
 
 fn wait_for(path: &Path) {
@@ -89,6 +96,15 @@ fn assert_readable(run: &Path) {
     }
 }
 
+/// The small config of `kind` (2 epochs) with `from` replaced by `to`, in its own file.
+fn variant(dir: &Path, data: &Path, kind: &str, from: &str, to: &str) -> PathBuf {
+    let text = std::fs::read_to_string(small_config(dir, data, kind, 2)).unwrap();
+    assert!(text.contains(from), "{from}");
+    let path = dir.join(format!("{kind}-variant.toml"));
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+    path
+}
+
 fn temporaries(run: &Path) -> Vec<String> {
     std::fs::read_dir(run)
         .unwrap()
@@ -107,15 +123,7 @@ fn one_writer_per_run_directory_and_no_silent_overwrite() {
     let cfg = small_config(&dir, &data, "dann", 15);
     let first = spawn_train(&["--config", s(&cfg), "--out", s(&out)]);
     wait_for(&out.join(files::CONFIG));
-    let o = dales(&[
-        "train",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&out),
-        "--seed",
-        "9",
-    ]);
+    let o = train_into(&cfg, &out, &["--seed", "9"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let want = format!("is in use by process {}", first.id());
     assert!(text(&o).contains(&want), "{}", text(&o));
@@ -128,7 +136,7 @@ fn one_writer_per_run_directory_and_no_silent_overwrite() {
 
     // Finished: a new training into it is refused, and nothing is touched.
     let before = outcome(&out);
-    let o = dales(&["train", "--config", s(&cfg), "--out", s(&out)]);
+    let o = train_into(&cfg, &out, &[]);
     assert_eq!(o.status.code(), Some(2));
     for want in [
         "already holds a run",
@@ -140,18 +148,7 @@ fn one_writer_per_run_directory_and_no_silent_overwrite() {
     }
     assert_eq!(outcome(&out), before);
     // --overwrite replaces it.
-    let o = dales(&[
-        "train",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&out),
-        "--seed",
-        "9",
-        "--epochs",
-        "1",
-        "--overwrite",
-    ]);
+    let o = train_into(&cfg, &out, &["--seed", "9", "--epochs", "1", "--overwrite"]);
     assert!(o.status.success(), "{}", text(&o));
     let summary = RunDir::open(&out).unwrap().summary().unwrap();
     assert_eq!((summary.seed, summary.epochs_done), (9, 1));
@@ -266,42 +263,26 @@ fn swapped_checkpoints_huge_models_divergence_and_bad_labels_are_named() {
     );
 
     // 10⁸ × 10⁸ hidden units: refused with the estimate, nothing created.
-    let huge = dir.join("huge.toml");
-    std::fs::write(
-        &huge,
-        std::fs::read_to_string(small_config(&dir, &data, "mlp", 1))
-            .unwrap()
-            .replace("hidden = [16]", "hidden = [100000000, 100000000]"),
-    )
-    .unwrap();
+    let huge = variant(
+        &dir,
+        &data,
+        "mlp",
+        "hidden = [16]",
+        "hidden = [100000000, 100000000]",
+    );
     let out = dir.join("huge");
     let o = dales(&["train", "--config", s(&huge), "--out", s(&out)]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("needs about"), "{}", text(&o));
     assert!(!out.exists());
     let cfg = small_config(&dir, &data, "mlp", 1);
-    let o = dales(&[
-        "train",
-        "--config",
-        s(&cfg),
-        "--out",
-        s(&out),
-        "--max-memory",
-        "1K",
-    ]);
+    let o = train_into(&cfg, &out, &["--max-memory", "1K"]);
     assert!(text(&o).contains("of --max-memory"), "{}", text(&o));
     let o = dales(&["train", "--config", s(&cfg), "--max-memory", "lots"]);
     assert!(text(&o).contains("--max-memory lots"), "{}", text(&o));
 
     // Divergence in the first epoch: nothing is saved, and the message says so.
-    let diverging = dir.join("diverging.toml");
-    std::fs::write(
-        &diverging,
-        std::fs::read_to_string(small_config(&dir, &data, "dann", 2))
-            .unwrap()
-            .replace("lr = 0.05", "lr = 1e30"),
-    )
-    .unwrap();
+    let diverging = variant(&dir, &data, "dann", "lr = 0.05", "lr = 1e30");
     let out = dir.join("diverged");
     let o = dales(&["train", "--config", s(&diverging), "--out", s(&out)]);
     assert_eq!(o.status.code(), Some(2));
