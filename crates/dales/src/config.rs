@@ -135,6 +135,15 @@ pub struct OptimConfig {
     /// Multiply the learning rate by a factor every so many updates (absent: constant).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decay: Option<StepDecay>,
+    /// Weight decay λ of every parameter group whose own `weight_decay` is not set (0: none;
+    /// how it enters depends on the method and the group's rule, see
+    /// [`GroupRule::weight_decay`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub weight_decay: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 impl OptimConfig {
@@ -148,6 +157,7 @@ impl OptimConfig {
             groups: BTreeMap::new(),
             plateau: None,
             decay: None,
+            weight_decay: 0.0,
         }
     }
 }
@@ -168,6 +178,9 @@ pub struct GroupOverride {
     /// `none` or `non_negative`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub projection: Option<Projection>,
+    /// Weight decay λ of this group (default: `optim.weight_decay`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_decay: Option<f64>,
 }
 
 impl<M: ModelSpec> TrainConfig<M> {
@@ -227,6 +240,14 @@ impl<M: ModelSpec> TrainConfig<M> {
             ));
         }
         self.optim.clip.validate()?;
+        let decay = self.optim.weight_decay;
+        if !(decay.is_finite() && decay >= 0.0) {
+            return Err(Error::config(
+                "optim.weight_decay",
+                decay,
+                "a finite, non-negative number",
+            ));
+        }
         self.rules().validate()?;
         for role in self.optim.groups.keys() {
             if self.model.default_rules().get(*role).is_none() {
@@ -243,6 +264,9 @@ impl<M: ModelSpec> TrainConfig<M> {
     /// The kind's default rules with the configured overrides applied.
     pub fn rules(&self) -> RuleTable {
         let mut table = self.model.default_rules();
+        for rule in table.0.values_mut() {
+            rule.weight_decay = self.optim.weight_decay;
+        }
         for (role, o) in &self.optim.groups {
             if let Some(rule) = table.0.get_mut(role) {
                 *rule = GroupRule {
@@ -250,6 +274,7 @@ impl<M: ModelSpec> TrainConfig<M> {
                     grad_scale: o.grad_scale.unwrap_or(rule.grad_scale),
                     update: o.update.unwrap_or(rule.update),
                     projection: o.projection.unwrap_or(rule.projection),
+                    weight_decay: o.weight_decay.unwrap_or(rule.weight_decay),
                 };
             }
         }

@@ -93,6 +93,11 @@ pub struct GroupRule {
     /// Projection after the step.
     #[serde(default = "no_projection")]
     pub projection: Projection,
+    /// Weight decay λ (spec D1/D2): added to the gradient as λ·p (gradient descent) or
+    /// λ·sign(p) (EG, shrinking |p| under the multiplicative step), or with AdamW decoupled as
+    /// p ← p·(1 − lr·λ) before the step. 0: none.
+    #[serde(default)]
+    pub weight_decay: f64,
 }
 
 fn one() -> f64 {
@@ -115,6 +120,7 @@ impl GroupRule {
         grad_scale: GradScale::One,
         update: UpdateRule::Gd,
         projection: Projection::None,
+        weight_decay: 0.0,
     };
     /// Gradient descent, then clamp at 0 (Dale's sign constraint).
     pub const NON_NEGATIVE: GroupRule = GroupRule {
@@ -138,6 +144,13 @@ impl GroupRule {
             return Err(Error::config(
                 format!("{key}.lr_scale"),
                 self.lr_scale,
+                "a finite, non-negative number",
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::config(
+                format!("{key}.weight_decay"),
+                self.weight_decay,
                 "a finite, non-negative number",
             ));
         }
@@ -214,20 +227,31 @@ impl RuleTable {
 
     /// A plain-text table of the rules, for logs and run directories.
     pub fn describe(&self) -> String {
+        let decays = self.0.values().any(|r| r.weight_decay != 0.0);
         let mut s = format!(
-            "{:<8} {:<10} {:<18} {:<4} {}\n",
-            "role", "lr_scale", "grad_scale", "rule", "projection"
+            "{:<8} {:<10} {:<18} {:<4} {:<16}{}\n",
+            "role",
+            "lr_scale",
+            "grad_scale",
+            "rule",
+            "projection",
+            if decays { "weight_decay" } else { "" }
         );
         for (role, r) in &self.0 {
-            let _ = writeln!(
-                s,
-                "{:<8} {:<10} {:<18} {:<4} {:?}",
+            let decay = if decays {
+                r.weight_decay.to_string()
+            } else {
+                String::new()
+            };
+            let line = format!(
+                "{:<8} {:<10} {:<18} {:<4} {:<16}{decay}",
                 role.name(),
                 r.lr_scale,
                 format!("{:?}", r.grad_scale),
                 format!("{:?}", r.update),
-                r.projection
+                format!("{:?}", r.projection),
             );
+            let _ = writeln!(s, "{}", line.trim_end());
         }
         s.push_str(
             "(ne: the excitatory units of a parameter's path; d: its fan-in, the layer's inputs, \

@@ -1,7 +1,10 @@
-//! Update directions: SGD (± momentum, as PyTorch) and Adam (as PyTorch, no weight decay).
+//! Update directions: SGD (± momentum, as PyTorch), Adam and AdamW (as PyTorch).
 //!
-//! A method turns a (corrected, clipped) gradient into the direction `u` that the update rule
-//! follows; for the exponentiated-gradient rule this reproduces SGD-EG and Adam-EG of spec D1/D2.
+//! A method turns a (corrected, clipped, decayed) gradient into the direction `u` that the
+//! update rule follows; for the exponentiated-gradient rule this reproduces SGD-EG and
+//! AdamW-EG of spec D1/D2. The method also says how a group's weight decay λ enters: SGD and
+//! Adam add it to the gradient (λ·p for gradient descent, λ·sign(p) for EG, spec D1), AdamW
+//! decouples it (p ← p·(1 − lr·λ) before the step, spec D2).
 
 use std::fmt;
 
@@ -13,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::error::{Error, Result};
 
 /// The optimiser method. In a configuration it is the `[optim]` table's `method` key
-/// (`"sgd"`, the default, or `"adam"`) beside that method's settings, each defaulting to the
+/// (`"sgd"`, the default, `"adam"` or `"adamw"`) beside that method's settings, each defaulting to the
 /// value in [`Method::SGD`] or [`Method::ADAM`]:
 ///
 /// ```toml
@@ -42,6 +45,8 @@ pub enum Method {
         beta2: f64,
         /// ε.
         eps: f64,
+        /// AdamW: weight decay decoupled from the gradient (`"adamw"` in a configuration).
+        decoupled: bool,
     },
 }
 
@@ -62,14 +67,39 @@ impl Method {
         beta1: 0.9,
         beta2: 0.999,
         eps: 1e-8,
+        decoupled: false,
+    };
+
+    /// AdamW with PyTorch's defaults (the decay λ is a group setting, `optim.weight_decay`).
+    pub const ADAMW: Method = Method::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        decoupled: true,
     };
 
     /// The method's name in a configuration.
     pub fn name(&self) -> &'static str {
         match self {
             Method::Sgd { .. } => "sgd",
-            Method::Adam { .. } => "adam",
+            Method::Adam {
+                decoupled: false, ..
+            } => "adam",
+            Method::Adam {
+                decoupled: true, ..
+            } => "adamw",
         }
+    }
+
+    /// Whether weight decay is decoupled from the gradient (AdamW).
+    pub fn decoupled_decay(&self) -> bool {
+        matches!(
+            self,
+            Method::Adam {
+                decoupled: true,
+                ..
+            }
+        )
     }
 
     /// Set the configuration key `key` (one of the method's settings) to `value`.
@@ -133,7 +163,9 @@ impl Method {
                 }
                 Ok(())
             }
-            Method::Adam { beta1, beta2, eps } => {
+            Method::Adam {
+                beta1, beta2, eps, ..
+            } => {
                 unit("beta1", beta1)?;
                 unit("beta2", beta2)?;
                 if !(eps.is_finite() && eps > 0.0) {
@@ -192,7 +224,8 @@ impl<'de> Deserialize<'de> for Method {
                         other => {
                             return Err(de::Error::custom(format!(
                                 "unknown key `optim.{other}`: [optim] takes lr, clip, groups, \
-                                 plateau, method (\"sgd\" or \"adam\"), {}, {}",
+                                 plateau, decay, weight_decay, method (\"sgd\", \"adam\" or \
+                                 \"adamw\"), {}, {}",
                                 SGD_KEYS.join(", "),
                                 ADAM_KEYS.join(", ")
                             )));
@@ -202,9 +235,11 @@ impl<'de> Deserialize<'de> for Method {
                 let mut method = match name.as_deref() {
                     None | Some("sgd") => Method::SGD,
                     Some("adam") => Method::ADAM,
+                    Some("adamw") => Method::ADAMW,
                     Some(other) => {
                         return Err(de::Error::custom(format!(
-                            "`optim.method` = \"{other}\": expected \"sgd\" or \"adam\""
+                            "`optim.method` = \"{other}\": expected \"sgd\", \"adam\" or \
+                             \"adamw\""
                         )));
                     }
                 };
@@ -233,7 +268,9 @@ impl Serialize for Method {
                 map.serialize_entry("dampening", &dampening)?;
                 map.serialize_entry("nesterov", &nesterov)?;
             }
-            Method::Adam { beta1, beta2, eps } => {
+            Method::Adam {
+                beta1, beta2, eps, ..
+            } => {
                 map.serialize_entry("beta1", &beta1)?;
                 map.serialize_entry("beta2", &beta2)?;
                 map.serialize_entry("eps", &eps)?;
@@ -278,7 +315,9 @@ pub fn direction(method: Method, g: Tensor<1>, state: &mut Option<SlotState>, t:
             *state = Some(SlotState::Momentum(buf.clone()));
             if nesterov { g + buf * momentum } else { buf }
         }
-        Method::Adam { beta1, beta2, eps } => {
+        Method::Adam {
+            beta1, beta2, eps, ..
+        } => {
             let (m, v) = match state.take() {
                 Some(SlotState::Adam { m, v }) => (m, v),
                 _ => (g.zeros_like(), g.zeros_like()),

@@ -3,9 +3,11 @@
 //! For every parameter of every layer, in this order:
 //! 1. **correction** — divide the gradient by its group's [`GradScale`](super::GradScale);
 //! 2. **clip** — gradient-norm clipping over the configured [`ClipScope`];
-//! 3. **direction** — the method's update direction (SGD ± momentum, Adam);
-//! 4. **step** — the group's rule, gradient descent or exponentiated gradient;
-//! 5. **projection** — the group's projection (clamp ≥ 0, sign freezing, I→I ablation, or
+//! 3. **decay** — the group's weight decay: added to the gradient (λ·p for gradient descent,
+//!    λ·sign(p) for EG), or with AdamW applied to the parameter, p·(1 − lr·λ);
+//! 4. **direction** — the method's update direction (SGD ± momentum, Adam);
+//! 5. **step** — the group's rule, gradient descent or exponentiated gradient;
+//! 6. **projection** — the group's projection (clamp ≥ 0, sign freezing, I→I ablation, or
 //!    none).
 
 use std::collections::BTreeMap;
@@ -13,7 +15,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Gradients, Tensor};
 
 use super::clip::{Clip, ClipScope, coefficient, squared_norm};
-use super::group::{Projection, RuleTable, UpdateRule};
+use super::group::{GroupRule, Projection, RuleTable, UpdateRule};
 use super::method::{Method, SlotState, direction};
 use super::rule::{apply, ii_mask, project};
 use crate::error::{Error, Result};
@@ -188,7 +190,7 @@ impl Optimizer {
         }
     }
 
-    /// Stages 3–5 for one layer: direction, rule, projection.
+    /// Stages 3–6 for one layer: decay, direction, rule, projection.
     fn update_layer(
         &mut self,
         lr: f64,
@@ -212,7 +214,7 @@ impl Optimizer {
                 // projection fuse into one pass.
                 let pointwise =
                     matches!(rule.projection, Projection::None | Projection::NonNegative);
-                if self.method == Method::SGD && pointwise {
+                if self.method == Method::SGD && pointwise && rule.weight_decay == 0.0 {
                     let flags = [
                         rule.update == UpdateRule::Eg,
                         rule.projection == Projection::NonNegative,
@@ -239,6 +241,7 @@ impl Optimizer {
                     }
                     Projection::None | Projection::NonNegative => None,
                 };
+                let (p, g) = decayed(self.method, rule, lr, p, g);
                 let mut slot = self.state.remove(&key);
                 let u = direction(self.method, g, &mut slot, self.steps);
                 if let Some(slot) = slot {
@@ -315,6 +318,30 @@ impl Optimizer {
 }
 
 /// The gradient of a parameter value, flattened.
+/// Weight decay (spec D1/D2) of a parameter `p` with gradient `g` before the method's
+/// direction: AdamW shrinks the parameter, p·(1 − lr·λ); the others add λ·p (gradient descent)
+/// or λ·sign(p) (EG) to the gradient.
+fn decayed(
+    method: Method,
+    rule: GroupRule,
+    lr: f64,
+    p: Tensor<1>,
+    g: Tensor<1>,
+) -> (Tensor<1>, Tensor<1>) {
+    let lambda = rule.weight_decay;
+    if lambda == 0.0 {
+        return (p, g);
+    }
+    if method.decoupled_decay() {
+        return (p * (1.0 - lr * lambda), g);
+    }
+    let pull = match rule.update {
+        UpdateRule::Gd => p.clone(),
+        UpdateRule::Eg => p.clone().sign(),
+    };
+    (p, g + pull * lambda)
+}
+
 fn grad_remove(value: &ParamValue, grads: &mut Gradients) -> Option<Tensor<1>> {
     match value {
         ParamValue::Vector(t) => t.grad_remove(grads),

@@ -86,6 +86,7 @@ fn bad_optimiser_numbers() {
         beta1: 1.0,
         beta2: 0.999,
         eps: 1e-8,
+        decoupled: false,
     }
     .validate());
     assert!(e.contains("optim.beta1"), "{e}");

@@ -131,7 +131,8 @@ fn method_settings_default_per_method() {
         Method::Adam {
             beta1: 0.9,
             beta2: 0.99,
-            eps: 1e-8
+            eps: 1e-8,
+            decoupled: false,
         }
     );
     assert_eq!(parse(&c.to_toml()).unwrap(), c);
@@ -231,4 +232,51 @@ fn relative_data_directory_is_made_absolute() {
     let dir = c.data.dir.clone().unwrap();
     assert!(dir.is_absolute(), "{}", dir.display());
     assert_eq!(dir, std::env::current_dir().unwrap().join("some/data"));
+}
+
+/// Weight decay: a global λ for every group, a group's own overriding it, AdamW by name;
+/// negative or non-finite values named by key.
+#[test]
+fn weight_decay_is_global_or_per_group() {
+    use dales::nn::ParamRole;
+    use dales::optim::{Method, UpdateRule};
+    let text = GOOD
+        .replace("method = \"sgd\"", "method = \"adamw\"")
+        .replace("momentum = 0.9", "weight_decay = 0.01")
+        .replace("update = \"eg\"", "update = \"eg\"\nweight_decay = 0.5");
+    let c = parse(&text).unwrap();
+    assert_eq!(c.optim.method, Method::ADAMW);
+    let rules = c.rules();
+    let wix = rules.get(ParamRole::Wix).unwrap();
+    assert_eq!((wix.update, wix.weight_decay), (UpdateRule::Eg, 0.5));
+    assert_eq!(rules.get(ParamRole::Wex).unwrap().weight_decay, 0.01);
+    assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    // rules.txt shows the column only when some group decays.
+    let shown = dales::optim::Optimizer::new(c.optim.method, c.optim.clip, rules).describe();
+    assert!(
+        shown.contains("weight_decay") && shown.contains("0.5"),
+        "{shown}"
+    );
+    assert!(
+        !parse(GOOD)
+            .unwrap()
+            .rules()
+            .describe()
+            .contains("weight_decay")
+    );
+    for (from, to, key) in [
+        (
+            "weight_decay = 0.01",
+            "weight_decay = -1",
+            "optim.weight_decay",
+        ),
+        (
+            "weight_decay = 0.5",
+            "weight_decay = inf",
+            "optim.groups.wix.weight_decay",
+        ),
+    ] {
+        let e = parse(&text.replace(from, to)).unwrap_err();
+        assert!(e.contains(key), "{key}: {e}");
+    }
 }

@@ -349,3 +349,79 @@ fn optimizer_state_round_trip() {
         assert_eq!(ma, mb);
     }
 }
+
+/// Weight decay (spec D1/D2) against a hand computation over three steps, for gradient descent
+/// and EG under SGD with momentum (decay added to the gradient: λ·w, or λ·sign(w)) and under
+/// AdamW (decoupled: w·(1 − lr·λ) before the step). The hand computation keeps its own
+/// momentum and moments in f64 and starts each step from the model's weights.
+#[test]
+fn weight_decay_by_hand_for_sgd_and_adamw_with_gd_and_eg() {
+    let (lr, lambda, mu) = (0.05, 0.3, 0.9);
+    let sgd = Method::Sgd {
+        momentum: mu,
+        dampening: 0.0,
+        nesterov: false,
+    };
+    for (method, update) in [
+        (sgd, UpdateRule::Gd),
+        (sgd, UpdateRule::Eg),
+        (Method::ADAMW, UpdateRule::Gd),
+        (Method::ADAMW, UpdateRule::Eg),
+    ] {
+        let mut rules = RuleTable::for_kind(ModelKind::Mlp);
+        for r in rules.0.values_mut() {
+            *r = GroupRule {
+                update,
+                weight_decay: lambda,
+                ..*r
+            };
+        }
+        let mut optim = Optimizer::new(method, Clip::NONE, rules);
+        let mut model = small(ModelKind::Mlp, 7);
+        // Per parameter: the momentum buffer, or Adam's (m, v).
+        let mut state: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        for t in 1..=3i32 {
+            let before = snapshot(&model);
+            let grads = raw_grads(&model);
+            model = step(model, &mut optim, lr);
+            let after = snapshot(&model);
+            for (name, g) in &grads {
+                let w0 = &before[name].1;
+                let (a, b) = state
+                    .entry(name.clone())
+                    .or_insert_with(|| (vec![0.0; g.len()], vec![0.0; g.len()]));
+                for i in 0..g.len() {
+                    let sign = if w0[i] == 0.0 { 0.0 } else { w0[i].signum() };
+                    let (w, u) = if method == Method::ADAMW {
+                        let w = w0[i] * (1.0 - lr * lambda);
+                        a[i] = 0.9 * a[i] + 0.1 * g[i];
+                        b[i] = 0.999 * b[i] + 0.001 * g[i] * g[i];
+                        let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.999f64.powi(t));
+                        (w, (a[i] / bc1) / (b[i].sqrt() / bc2.sqrt() + 1e-8))
+                    } else {
+                        let pull = if update == UpdateRule::Eg {
+                            sign
+                        } else {
+                            w0[i]
+                        };
+                        let d = g[i] + lambda * pull;
+                        a[i] = if t == 1 { d } else { mu * a[i] + d };
+                        (w0[i], a[i])
+                    };
+                    let want = match update {
+                        UpdateRule::Gd => w - lr * u,
+                        UpdateRule::Eg => w * (-lr * sign * u).exp(),
+                    };
+                    let got = after[name].1[i];
+                    assert!(
+                        (got - want).abs() <= 2e-5 * (1.0 + want.abs()),
+                        "{method:?} {update:?} step {t} {name}[{i}]: {got} vs {want}"
+                    );
+                    if update == UpdateRule::Eg {
+                        assert!(got * w0[i] > 0.0 || w0[i] == 0.0 && got == 0.0);
+                    }
+                }
+            }
+        }
+    }
+}
