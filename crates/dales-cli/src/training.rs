@@ -23,11 +23,7 @@ pub fn run_to_end<M: ModelSpec>(
     let result = trainer.run(&mut |e| reporter.on(e), &|_| crate::interrupt::requested());
     reporter.finish();
     if !trainer.records().is_empty() {
-        let title = format!(
-            "{} seed {}",
-            trainer.config().model.name(),
-            trainer.config().seed
-        );
+        let title = format!("{} seed {}", trainer.config().name(), trainer.config().seed);
         let panels = plot::run_curves(trainer.records(), trainer.eval_name(), &title, regression);
         if let Err(e) = plot::save(&panels, &dir.join("curves")) {
             eprintln!("warning: no plot for {}: {e:#}", dir.display());

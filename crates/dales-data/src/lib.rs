@@ -1,9 +1,11 @@
-//! IDX datasets (MNIST, Fashion-MNIST, KMNIST) for `dales`.
+//! Image datasets for `dales`: IDX (MNIST, Fashion-MNIST, KMNIST) and the CIFAR-10/100 binary
+//! format ([`cifar`]).
 //!
 //! * [`read_idx`] / [`parse_idx`] read unsigned-byte IDX files, raw or gzip-compressed,
 //!   validating every size against the real data before allocating.
-//! * [`MnistLike`] loads the four standard files of a dataset directory into two
-//!   [`Split`]s that keep pixels as bytes and convert batches to `f32` on demand.
+//! * [`MnistLike`] loads the four standard files of a dataset directory (or a CIFAR
+//!   directory) into two [`Split`]s that keep pixels as bytes and convert batches to `f32` on
+//!   demand.
 //! * [`Split::split_validation`] splits off a seeded validation set, and [`EpochOrder`]
 //!   gives the seeded batch order of each epoch, reproducible from `(seed, epoch)` alone.
 //!
@@ -29,6 +31,7 @@
 
 pub mod adding;
 pub mod batch;
+pub mod cifar;
 pub mod copy;
 mod error;
 mod idx;

@@ -21,13 +21,17 @@ const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 /// they are converted to `f32` in `[0, 1]` one batch at a time with
 /// [`gather_f32`](Self::gather_f32).
 ///
-/// Invariants: `images.len() == len() * rows() * cols()`, `labels.len() == len()`, every
+/// Colour images (CIFAR) keep their channels one after the other (channel-major, `C × rows ×
+/// cols`, as PyTorch's tensors).
+///
+/// Invariants: `images.len() == len() * pixels_per_image()`, `labels.len() == len()`, every
 /// label is `< n_classes()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Split {
     images: Vec<u8>,
     labels: Vec<u8>,
     n: usize,
+    channels: usize,
     rows: usize,
     cols: usize,
     n_classes: usize,
@@ -48,17 +52,34 @@ impl Split {
         cols: usize,
         n_classes: usize,
     ) -> Result<Self, DataError> {
+        Split::with_channels(images, labels, 1, rows, cols, n_classes)
+    }
+
+    /// As [`Split::new`] for images of `channels` planes of `rows × cols` each.
+    ///
+    /// # Errors
+    ///
+    /// As [`Split::new`]; `channels` must be at least 1.
+    pub fn with_channels(
+        images: Vec<u8>,
+        labels: Vec<u8>,
+        channels: usize,
+        rows: usize,
+        cols: usize,
+        n_classes: usize,
+    ) -> Result<Self, DataError> {
         let invalid = |reason: String| Err(DataError::InvalidArgument { reason });
-        if rows == 0 || cols == 0 {
-            return invalid(format!("image size {rows}x{cols} is empty"));
+        if rows == 0 || cols == 0 || channels == 0 {
+            return invalid(format!("image size {channels} × {rows}x{cols} is empty"));
         }
         if n_classes == 0 {
             return invalid("number of classes must be at least 1".to_owned());
         }
         let n = labels.len();
-        if rows.checked_mul(cols).and_then(|p| p.checked_mul(n)) != Some(images.len()) {
+        let pixels = channels.checked_mul(rows).and_then(|p| p.checked_mul(cols));
+        if pixels.and_then(|p| p.checked_mul(n)) != Some(images.len()) {
             return invalid(format!(
-                "{} pixel bytes are not {n} images of {rows}x{cols}",
+                "{} pixel bytes are not {n} images of {channels} × {rows}x{cols}",
                 images.len()
             ));
         }
@@ -69,10 +90,16 @@ impl Split {
             images,
             labels,
             n,
+            channels,
             rows,
             cols,
             n_classes,
         })
+    }
+
+    /// Colour channels per image (1 for the grey MNIST-format images, 3 for CIFAR).
+    pub fn channels(&self) -> usize {
+        self.channels
     }
 
     /// Number of examples.
@@ -95,9 +122,9 @@ impl Split {
         self.cols
     }
 
-    /// `rows() * cols()`, the input dimension of a network.
+    /// `channels() * rows() * cols()`, the input dimension of a network.
     pub fn pixels_per_image(&self) -> usize {
-        self.rows * self.cols
+        self.channels * self.rows * self.cols
     }
 
     /// Number of classes of the dataset (labels are in `0..n_classes()`).
@@ -314,6 +341,9 @@ impl MnistLike {
     /// same non-empty image size and at least one example. The number of classes is the
     /// largest label of either split plus one, and must be at least 2.
     ///
+    /// A directory holding CIFAR-10 or CIFAR-100 in its binary format is read instead
+    /// ([`crate::cifar`]).
+    ///
     /// # Errors
     ///
     /// [`DataError::MissingDir`], [`DataError::MissingFile`], any error of
@@ -377,6 +407,9 @@ fn load(dir: &Path, hint: &str) -> Result<MnistLike, DataError> {
             });
         }
     }
+    if let Some(found) = crate::cifar::detect(dir) {
+        return crate::cifar::load(found);
+    }
     // Locate all four files before reading any, so a missing one is reported at once.
     let train_images = find_file(dir, TRAIN_IMAGES)?;
     let train_labels = find_file(dir, TRAIN_LABELS)?;
@@ -398,29 +431,9 @@ fn load(dir: &Path, hint: &str) -> Result<MnistLike, DataError> {
             ),
         });
     }
-    // The first record holding the largest label, of the training file, then the test file.
-    let largest = |labels: &[u8], file: &Path| {
-        let label = labels.iter().copied().max()?;
-        let index = labels.iter().position(|&l| l == label)?;
-        Some(LabelSite {
-            file: file.to_path_buf(),
-            index,
-            label,
-        })
-    };
-    let largest_label = match (
-        largest(&train.labels, &train_labels),
-        largest(&test.labels, &test_labels),
-    ) {
-        (Some(a), Some(b)) => {
-            if b.label > a.label {
-                b
-            } else {
-                a
-            }
-        }
-        (a, b) => a.or(b).expect("both splits hold examples"),
-    };
+    let largest_label =
+        largest_label(&[(&train_labels, &train.labels), (&test_labels, &test.labels)])
+            .expect("both splits hold examples");
     let n_classes = usize::from(largest_label.label) + 1;
     if n_classes < 2 {
         return Err(DataError::Invalid {
@@ -437,6 +450,30 @@ fn load(dir: &Path, hint: &str) -> Result<MnistLike, DataError> {
         test: Split { n_classes, ..test },
         largest_label,
     })
+}
+
+/// The first record holding the largest label among `files` (each a label file and its
+/// labels, in order); `None` without labels.
+pub(crate) fn largest_label(files: &[(&Path, &[u8])]) -> Option<LabelSite> {
+    let mut best: Option<LabelSite> = None;
+    for (file, labels) in files {
+        let Some(label) = labels.iter().copied().max() else {
+            continue;
+        };
+        if best.as_ref().is_some_and(|b| b.label >= label) {
+            continue;
+        }
+        let index = labels
+            .iter()
+            .position(|&l| l == label)
+            .expect("the maximum is present");
+        best = Some(LabelSite {
+            file: file.to_path_buf(),
+            index,
+            label,
+        });
+    }
+    best
 }
 
 /// The first existing candidate file for `base`, preferring compressed files.
@@ -511,6 +548,7 @@ fn load_pair(images_path: &Path, labels_path: &Path) -> Result<Split, DataError>
         images,
         labels,
         n,
+        channels: 1,
         rows,
         cols,
         n_classes: 0,
@@ -531,13 +569,21 @@ mod tests {
     #[test]
     fn new_validates() {
         let e = |r: Result<Split, DataError>| r.unwrap_err().to_string();
-        assert!(e(Split::new(vec![0; 4], vec![0], 0, 4, 2)).contains("image size 0x4 is empty"));
+        assert!(
+            e(Split::new(vec![0; 4], vec![0], 0, 4, 2)).contains("image size 1 × 0x4 is empty")
+        );
         assert!(e(Split::new(vec![0; 4], vec![0], 2, 2, 0)).contains("at least 1"));
         assert!(
             e(Split::new(vec![0; 5], vec![0], 2, 2, 2))
-                .contains("5 pixel bytes are not 1 images of 2x2")
+                .contains("5 pixel bytes are not 1 images of 1 × 2x2")
         );
         assert!(e(Split::new(vec![0; 4], vec![2], 2, 2, 2)).contains("label 2 out of range"));
+        assert!(
+            e(Split::with_channels(vec![0; 12], vec![0, 1], 3, 2, 2, 2))
+                .contains("12 pixel bytes are not 2 images of 3 × 2x2")
+        );
+        let colour = Split::with_channels(vec![0; 24], vec![0, 1], 3, 2, 2, 2).unwrap();
+        assert_eq!((colour.channels(), colour.pixels_per_image()), (3, 12));
         let empty = Split::new(vec![], vec![], 2, 2, 2).unwrap();
         assert!(empty.is_empty());
         assert!(empty.pixel_mean().is_nan());

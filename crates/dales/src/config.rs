@@ -249,6 +249,18 @@ impl<M: ModelSpec> TrainConfig<M> {
             ));
         }
         self.rules().validate()?;
+        if let Method::Dngd { .. } = self.optim.method {
+            self.model.check_dngd()?;
+            for (role, rule) in &self.rules().0 {
+                if rule.grad_scale != GradScale::One {
+                    return Err(Error::config(
+                        format!("optim.groups.{}.grad_scale", role.name()),
+                        format!("{:?}", rule.grad_scale),
+                        "one: d-NGD replaces the corrections (spec A3.7)",
+                    ));
+                }
+            }
+        }
         for role in self.optim.groups.keys() {
             if self.model.default_rules().get(*role).is_none() {
                 return Err(Error::config(
@@ -259,6 +271,14 @@ impl<M: ModelSpec> TrainConfig<M> {
             }
         }
         Ok(())
+    }
+
+    /// The run's name: the model kind's, or `dann_dngd` for a DANN trained by d-NGD.
+    pub fn name(&self) -> String {
+        match self.optim.method {
+            Method::Dngd { .. } => "dann_dngd".to_string(),
+            _ => self.model.name(),
+        }
     }
 
     /// The kind's default rules with the configured overrides applied.

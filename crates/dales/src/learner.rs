@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 use crate::host::tensor;
 use crate::io::write_atomic;
 use crate::nn::seq::{SeqClassifier, SeqConfig, SeqKind};
-use crate::nn::{Mlp, MlpConfig, ParamRole, Parameterised};
+use crate::nn::{Mlp, MlpConfig, ModelKind, ParamRole, Parameterised};
+use crate::optim::dngd::{self, Named};
 use crate::optim::{GroupRule, RuleTable};
 use crate::train::Targets;
 
@@ -114,6 +115,17 @@ pub trait Learner: Parameterised + Clone + Send + Sync {
         Vec::new()
     }
 
+    /// d-NGD's mean squared per-example gradients on `inputs` at targets sampled with `seed`
+    /// ([`crate::optim::dngd::mean_squares`]); models it does not apply to say so.
+    fn dngd_squares(&self, inputs: Tensor<3>, seed: u64) -> Result<Named> {
+        let _ = (inputs, seed);
+        Err(Error::config(
+            "optim.method",
+            "\"dngd\"",
+            "a method for feed-forward DANN networks",
+        ))
+    }
+
     /// The device the parameters live on.
     fn device(&self) -> Device {
         self.param_layers()
@@ -182,6 +194,16 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
     /// configuration, nothing is allocated).
     fn size(&self, width: usize) -> ModelSize;
 
+    /// Check that d-NGD (`optim.method = "dngd"`, spec A3.7) can train the model: a DANN MLP
+    /// with divisive inhibition, one inhibitory unit per layer, no corrections.
+    fn check_dngd(&self) -> Result<()> {
+        Err(Error::config(
+            "optim.method",
+            "\"dngd\"",
+            "a method for feed-forward DANN networks (model.kind = \"dann-nocorr\")",
+        ))
+    }
+
     /// Check that the model fits the images of a dataset: their size and number of classes.
     fn check_data(&self, data: &MnistLike) -> Result<()>;
 
@@ -229,6 +251,11 @@ impl Learner for Mlp {
     fn inference(&self) -> Self {
         self.valid()
     }
+
+    fn dngd_squares(&self, inputs: Tensor<3>, seed: u64) -> Result<Named> {
+        let [b, t, d] = inputs.dims();
+        dngd::mean_squares(self, inputs.reshape([b, t * d]), None, seed)
+    }
 }
 
 impl ModelSpec for MlpConfig {
@@ -244,6 +271,42 @@ impl ModelSpec for MlpConfig {
 
     fn default_rules(&self) -> RuleTable {
         RuleTable::for_kind(self.kind)
+    }
+
+    fn check_dngd(&self) -> Result<()> {
+        match self.kind {
+            ModelKind::DannNocorr => {}
+            ModelKind::Dann => {
+                return Err(Error::config(
+                    "model.kind",
+                    "\"dann\"",
+                    "\"dann-nocorr\" with optim.method = \"dngd\": d-NGD replaces the corrected \
+                     updates (spec A3.7; the original refuses both together)",
+                ));
+            }
+            other => {
+                return Err(Error::config(
+                    "model.kind",
+                    format!("\"{other}\""),
+                    "\"dann-nocorr\" for optim.method = \"dngd\", a method for DANN networks \
+                     with divisive inhibition",
+                ));
+            }
+        }
+        let sizes = self.sizes();
+        let layers = sizes.len() - 1;
+        for i in 0..layers {
+            let ni = self.inhibitory_units(i, layers, sizes[i + 1]);
+            if ni != 1 {
+                return Err(Error::config(
+                    "model.ni",
+                    ni,
+                    "1 for d-NGD: its per-example gradients are exact for one inhibitory unit \
+                     per layer only (spec A3.7)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn size(&self, _width: usize) -> ModelSize {
@@ -400,6 +463,13 @@ impl ModelSpec for SeqConfig {
 
     fn check_data(&self, data: &MnistLike) -> Result<()> {
         let train = &data.train;
+        if train.channels() != 1 {
+            return Err(Error::config(
+                "data.dir",
+                format!("images of {} colour channels", train.channels()),
+                "grey images (one channel) for a sequence model, which reads pixels or rows",
+            ));
+        }
         if (train.rows(), train.cols()) != (self.rows, self.cols) {
             return Err(Error::config(
                 "model.rows, model.cols",

@@ -27,13 +27,14 @@ pub fn paper_lr(kind: ModelKind) -> f64 {
 }
 
 /// Names accepted by [`TrainConfig::preset`].
-pub const PRESETS: [&str; 6] = [
+pub const PRESETS: [&str; 7] = [
     "mlp",
     "layernorm",
     "columnei",
     "dann",
     "dann-nocorr",
     "dann-subtractive",
+    "dann-dngd",
 ];
 
 impl TrainConfig {
@@ -51,8 +52,22 @@ impl TrainConfig {
         }
     }
 
+    /// The published d-NGD setting (spec A5, `test_mnist_dngd_config.yaml`): DANN layers of
+    /// 500 E and one I unit (output 10 E, one I) without corrections, batch 250, the diagonal
+    /// natural gradient at lr 300 (f_λ 2.5e-5, c 0.02, F⁻¹ scaled by its `wex` norm), 50 epochs.
+    pub fn dngd_paper() -> Self {
+        let mut c = TrainConfig::paper(ModelKind::DannNocorr);
+        c.model.ni = Some(1);
+        c.batch_size = 250;
+        c.optim = OptimConfig::new(Method::DNGD, 300.0);
+        c
+    }
+
     /// A preset by name (see [`PRESETS`]).
     pub fn preset(name: &str) -> Result<Self> {
+        if name == "dann-dngd" {
+            return Ok(TrainConfig::dngd_paper());
+        }
         let kind: ModelKind = name.parse().map_err(|_| {
             Error::config(
                 "preset",

@@ -133,6 +133,13 @@ impl ModelSpec for RecurrentConfig {
 
     fn check_data(&self, data: &MnistLike) -> Result<()> {
         let train = &data.train;
+        if train.channels() != 1 {
+            return Err(Error::config(
+                "data.dir",
+                format!("images of {} colour channels", train.channels()),
+                "grey images (one channel) for a sequence model, which reads pixels or rows",
+            ));
+        }
         if train.cols() != self.n_in {
             return Err(Error::config(
                 "model.n_in",

@@ -243,7 +243,7 @@ fn run_one<M: ModelSpec>(
     dir: &Path,
     multi: &MultiProgress,
 ) -> Result<Outcome> {
-    let name = format!("{} s{}", config.model.name(), config.seed);
+    let name = format!("{} s{}", config.name(), config.seed);
     let mut trainer = if RunDir::resumable(dir) {
         if RunDir::finished(dir, config.epochs) {
             return Ok(Outcome::Finished);

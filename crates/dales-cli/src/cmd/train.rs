@@ -19,10 +19,11 @@ use crate::training::run_to_end;
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
     /// Paper preset [default: dann]. Feed-forward (Fashion-MNIST images): mlp, layernorm,
-    /// columnei, dann, dann-nocorr, dann-subtractive. Sequential (permuted pixel sequences, the
-    /// adaptation paper's psMNIST setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma,
-    /// rnn-gamma-het, arun, lstm, gru; add -small for the CPU-sized variant (49 steps, H 64);
-    /// copy-MODEL[-small] for the copy task. Recurrent E/I (row-sequential images, the spectral
+    /// columnei, dann, dann-nocorr, dann-subtractive, dann-dngd (the diagonal natural
+    /// gradient). Sequential (permuted pixel sequences, the adaptation paper's psMNIST
+    /// setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma, rnn-gamma-het, arun, lstm, gru;
+    /// add -small for the CPU-sized variant (49 steps, H 64); copy-MODEL[-small] for the copy
+    /// task. Recurrent E/I (row-sequential images, the spectral
     /// paper): rowseq-rnn, rowseq-dann, rowseq-colei, and rowseq3-… with three layers; the
     /// adding problem: adding-rnn, adding-dann, adding-colei.
     #[arg(long, conflicts_with_all = ["config", "resume"])]
@@ -105,11 +106,11 @@ fn resume<M: ModelSpec>(dir: &Path, args: &TrainArgs) -> Result<ExitCode> {
 
 fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitCode> {
     let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-seed{}", config.model.name(), config.seed))
+        PathBuf::from("runs").join(format!("{}-seed{}", config.name(), config.seed))
     });
     eprintln!(
         "dales train: {} model, {} epochs, batch {}, lr {}, seed {}, data {}",
-        config.model.name(),
+        config.name(),
         config.epochs,
         config.batch_size,
         config.optim.lr,
@@ -131,7 +132,7 @@ fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitC
 }
 
 fn finish<M: ModelSpec>(mut trainer: Trainer<M>, dir: &Path) -> Result<ExitCode> {
-    let name = trainer.config().model.name();
+    let name = trainer.config().name();
     let outcome = run_to_end(&mut trainer, dir, &name, None)?;
     let s = trainer.summary();
     match outcome {

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod cifar;
 mod fashion_mnist;
 mod idx_files;
 mod mnist_dir;

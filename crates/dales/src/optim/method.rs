@@ -48,11 +48,24 @@ pub enum Method {
         /// AdamW: weight decay decoupled from the gradient (`"adamw"` in a configuration).
         decoupled: bool,
     },
+    /// The diagonal natural gradient of DANN networks (spec A3.7, [`super::dngd`]): the
+    /// gradient multiplied by the inverse of a moving-average diagonal Fisher, then plain SGD.
+    Dngd {
+        /// f_λ, the Fisher's scale.
+        f_lambda: f64,
+        /// c, the moving average's weight of the newest estimate.
+        f_ma_scale: f64,
+        /// Divide each layer's F⁻¹ by the norm of its `wex` block.
+        scale_finv_by_norm_wex_finv: bool,
+    },
 }
 
 /// The settings of each method, as configuration keys.
-const SGD_KEYS: [&str; 3] = ["momentum", "dampening", "nesterov"];
-const ADAM_KEYS: [&str; 3] = ["beta1", "beta2", "eps"];
+const SGD_KEYS: &[&str] = &["momentum", "dampening", "nesterov"];
+const ADAM_KEYS: &[&str] = &["beta1", "beta2", "eps"];
+const DNGD_KEYS: &[&str] = &["f_lambda", "f_ma_scale", "scale_finv_by_norm_wex_finv"];
+/// The settings that are flags (true or false).
+const FLAG_KEYS: &[&str] = &["nesterov", "scale_finv_by_norm_wex_finv"];
 
 impl Method {
     /// Plain SGD, no momentum.
@@ -68,6 +81,14 @@ impl Method {
         beta2: 0.999,
         eps: 1e-8,
         decoupled: false,
+    };
+
+    /// d-NGD with the published settings (spec A5: f_λ 2.5e-5, c 0.02, F⁻¹ scaled by its
+    /// `wex` norm).
+    pub const DNGD: Method = Method::Dngd {
+        f_lambda: 2.5e-5,
+        f_ma_scale: 0.02,
+        scale_finv_by_norm_wex_finv: true,
     };
 
     /// AdamW with PyTorch's defaults (the decay λ is a group setting, `optim.weight_decay`).
@@ -88,6 +109,16 @@ impl Method {
             Method::Adam {
                 decoupled: true, ..
             } => "adamw",
+            Method::Dngd { .. } => "dngd",
+        }
+    }
+
+    /// The configuration keys of the method's settings.
+    fn keys(&self) -> &'static [&'static str] {
+        match self {
+            Method::Sgd { .. } => SGD_KEYS,
+            Method::Adam { .. } => ADAM_KEYS,
+            Method::Dngd { .. } => DNGD_KEYS,
         }
     }
 
@@ -104,11 +135,8 @@ impl Method {
 
     /// Set the configuration key `key` (one of the method's settings) to `value`.
     fn set(&mut self, key: &str, value: Setting) -> std::result::Result<(), String> {
-        let (own, other) = match self {
-            Method::Sgd { .. } => (SGD_KEYS, ADAM_KEYS),
-            Method::Adam { .. } => (ADAM_KEYS, SGD_KEYS),
-        };
-        if other.contains(&key) || !own.contains(&key) {
+        let own = self.keys();
+        if !own.contains(&key) {
             return Err(format!(
                 "`optim.{key}` is not a setting of method = \"{}\", which takes {}",
                 self.name(),
@@ -122,6 +150,16 @@ impl Method {
             (Method::Adam { beta1, .. }, "beta1", Setting::Number(v)) => *beta1 = v,
             (Method::Adam { beta2, .. }, "beta2", Setting::Number(v)) => *beta2 = v,
             (Method::Adam { eps, .. }, "eps", Setting::Number(v)) => *eps = v,
+            (Method::Dngd { f_lambda, .. }, "f_lambda", Setting::Number(v)) => *f_lambda = v,
+            (Method::Dngd { f_ma_scale, .. }, "f_ma_scale", Setting::Number(v)) => *f_ma_scale = v,
+            (
+                Method::Dngd {
+                    scale_finv_by_norm_wex_finv,
+                    ..
+                },
+                "scale_finv_by_norm_wex_finv",
+                Setting::Flag(v),
+            ) => *scale_finv_by_norm_wex_finv = v,
             _ => return Err(format!("`optim.{key}`: {}", value.mismatch())),
         }
         Ok(())
@@ -173,6 +211,27 @@ impl Method {
                 }
                 Ok(())
             }
+            Method::Dngd {
+                f_lambda,
+                f_ma_scale,
+                ..
+            } => {
+                if !(f_lambda.is_finite() && f_lambda > 0.0) {
+                    return Err(Error::config(
+                        "optim.f_lambda",
+                        f_lambda,
+                        "a positive number",
+                    ));
+                }
+                if !(f_ma_scale > 0.0 && f_ma_scale <= 1.0) {
+                    return Err(Error::config(
+                        "optim.f_ma_scale",
+                        f_ma_scale,
+                        "a number in (0, 1]",
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -215,19 +274,21 @@ impl<'de> Deserialize<'de> for Method {
                     let named = |e: A::Error| de::Error::custom(format!("`optim.{key}`: {e}"));
                     match key.as_str() {
                         "method" => name = Some(map.next_value::<String>().map_err(named)?),
-                        "nesterov" => settings
+                        k if FLAG_KEYS.contains(&k) => settings
                             .push((key.clone(), Setting::Flag(map.next_value().map_err(named)?))),
-                        k if SGD_KEYS.contains(&k) || ADAM_KEYS.contains(&k) => settings.push((
-                            key.clone(),
-                            Setting::Number(map.next_value().map_err(named)?),
-                        )),
+                        k if [SGD_KEYS, ADAM_KEYS, DNGD_KEYS].concat().contains(&k) => settings
+                            .push((
+                                key.clone(),
+                                Setting::Number(map.next_value().map_err(named)?),
+                            )),
                         other => {
                             return Err(de::Error::custom(format!(
                                 "unknown key `optim.{other}`: [optim] takes lr, clip, groups, \
-                                 plateau, decay, weight_decay, method (\"sgd\", \"adam\" or \
-                                 \"adamw\"), {}, {}",
+                                 plateau, decay, weight_decay, method (\"sgd\", \"adam\", \
+                                 \"adamw\" or \"dngd\"), {}, {}, {}",
                                 SGD_KEYS.join(", "),
-                                ADAM_KEYS.join(", ")
+                                ADAM_KEYS.join(", "),
+                                DNGD_KEYS.join(", ")
                             )));
                         }
                     }
@@ -236,10 +297,11 @@ impl<'de> Deserialize<'de> for Method {
                     None | Some("sgd") => Method::SGD,
                     Some("adam") => Method::ADAM,
                     Some("adamw") => Method::ADAMW,
+                    Some("dngd") => Method::DNGD,
                     Some(other) => {
                         return Err(de::Error::custom(format!(
-                            "`optim.method` = \"{other}\": expected \"sgd\", \"adam\" or \
-                             \"adamw\""
+                            "`optim.method` = \"{other}\": expected \"sgd\", \"adam\", \
+                             \"adamw\" or \"dngd\""
                         )));
                     }
                 };
@@ -275,6 +337,15 @@ impl Serialize for Method {
                 map.serialize_entry("beta2", &beta2)?;
                 map.serialize_entry("eps", &eps)?;
             }
+            Method::Dngd {
+                f_lambda,
+                f_ma_scale,
+                scale_finv_by_norm_wex_finv,
+            } => {
+                map.serialize_entry("f_lambda", &f_lambda)?;
+                map.serialize_entry("f_ma_scale", &f_ma_scale)?;
+                map.serialize_entry("scale_finv_by_norm_wex_finv", &scale_finv_by_norm_wex_finv)?;
+            }
         }
         map.end()
     }
@@ -300,6 +371,8 @@ pub enum SlotState {
 /// The direction `u` for gradient `g` at step `t` (1-based), updating `state`.
 pub fn direction(method: Method, g: Tensor<1>, state: &mut Option<SlotState>, t: u64) -> Tensor<1> {
     match method {
+        // The natural gradient was formed from g before (the optimiser's first stage).
+        Method::Dngd { .. } => g,
         Method::Sgd {
             momentum,
             dampening,

@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod decay;
+pub mod dngd;
 pub mod group;
 pub mod method;
 pub mod plateau;

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use burn::tensor::{Gradients, Tensor};
 
 use super::clip::{Clip, ClipScope, coefficient, squared_norm};
+use super::dngd;
 use super::group::{GroupRule, Projection, RuleTable, UpdateRule};
 use super::method::{Method, SlotState, direction};
 use super::rule::{apply, ii_mask, project};
@@ -47,6 +48,10 @@ pub struct Optimizer {
     state: BTreeMap<String, SlotState>,
     /// The signs a [`Projection::SignFreeze`] parameter had before its first step.
     signs: BTreeMap<String, Tensor<1>>,
+    /// d-NGD: the moving-average diagonal Fisher of each parameter.
+    fisher: BTreeMap<String, Tensor<1>>,
+    /// d-NGD: F⁻¹ of each parameter for the next step ([`Optimizer::precondition`]).
+    natural: BTreeMap<String, Tensor<1>>,
     steps: u64,
 }
 
@@ -59,7 +64,29 @@ impl Optimizer {
             rules,
             state: BTreeMap::new(),
             signs: BTreeMap::new(),
+            fisher: BTreeMap::new(),
+            natural: BTreeMap::new(),
             steps: 0,
+        }
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// d-NGD (spec A3.7): fold the mean squared per-example gradients of this batch
+    /// ([`dngd::mean_squares`]) into the Fisher, so that the next [`Optimizer::step`]
+    /// multiplies each gradient by F⁻¹. Other methods ignore it.
+    pub fn precondition(&mut self, squares: dngd::Named) {
+        if let Method::Dngd {
+            f_lambda,
+            f_ma_scale,
+            scale_finv_by_norm_wex_finv,
+        } = self.method
+        {
+            let settings = (f_lambda, f_ma_scale, scale_finv_by_norm_wex_finv);
+            self.natural = dngd::inverse(&mut self.fisher, squares, settings);
         }
     }
 
@@ -138,7 +165,8 @@ impl Optimizer {
         model.with_layer_values(values)
     }
 
-    /// Stage 1: each trainable parameter's gradient divided by its group's scale.
+    /// Stage 1: each trainable parameter's gradient divided by its group's scale, or with
+    /// d-NGD multiplied by its F⁻¹ (non-finite entries zeroed).
     fn corrected(&self, layer: &ParamLayer, grads: &mut Gradients) -> Vec<Option<Tensor<1>>> {
         layer
             .entries
@@ -155,6 +183,9 @@ impl Optimizer {
                         layer.name, e.name
                     )
                 });
+                if let Some(finv) = self.natural.get(&format!("{}.{}", layer.name, e.name)) {
+                    return Some(dngd::natural(finv, g));
+                }
                 let divisor = rule.grad_scale.divisor(e.fan.unwrap_or(layer.fan));
                 Some(if divisor == 1.0 { g } else { g / divisor })
             })
@@ -254,13 +285,18 @@ impl Optimizer {
             .collect()
     }
 
-    /// The method state as named flat tensors (`<param>.momentum`, `.adam_m`, `.adam_v`), and
-    /// the initial signs of sign-frozen parameters (`<param>.init_sign`).
+    /// The method state as named flat tensors (`<param>.momentum`, `.adam_m`, `.adam_v`,
+    /// d-NGD's `.fisher`), and the initial signs of sign-frozen parameters (`.init_sign`).
     pub fn export_state(&self) -> Vec<(String, Tensor<1>)> {
         let mut out: Vec<(String, Tensor<1>)> = self
             .signs
             .iter()
             .map(|(key, s)| (format!("{key}.init_sign"), s.clone()))
+            .chain(
+                self.fisher
+                    .iter()
+                    .map(|(key, f)| (format!("{key}.fisher"), f.clone())),
+            )
             .collect();
         for (key, slot) in &self.state {
             match slot {
@@ -278,10 +314,13 @@ impl Optimizer {
     pub fn import_state(&mut self, steps: u64, tensors: Vec<(String, Tensor<1>)>) -> Result<()> {
         let mut state = BTreeMap::new();
         let mut signs = BTreeMap::new();
+        let mut fisher = BTreeMap::new();
         let mut adam: BTreeMap<String, (Option<Tensor<1>>, Option<Tensor<1>>)> = BTreeMap::new();
         for (name, t) in tensors {
             if let Some(key) = name.strip_suffix(".init_sign") {
                 signs.insert(key.to_string(), t);
+            } else if let Some(key) = name.strip_suffix(".fisher") {
+                fisher.insert(key.to_string(), t);
             } else if let Some(key) = name.strip_suffix(".momentum") {
                 state.insert(key.to_string(), SlotState::Momentum(t));
             } else if let Some(key) = name.strip_suffix(".adam_m") {
@@ -292,7 +331,7 @@ impl Optimizer {
                 return Err(Error::config(
                     "optimizer state",
                     name,
-                    "a name ending in .momentum, .adam_m, .adam_v or .init_sign",
+                    "a name ending in .momentum, .adam_m, .adam_v, .fisher or .init_sign",
                 ));
             }
         }
@@ -312,12 +351,12 @@ impl Optimizer {
         }
         self.state = state;
         self.signs = signs;
+        self.fisher = fisher;
         self.steps = steps;
         Ok(())
     }
 }
 
-/// The gradient of a parameter value, flattened.
 /// Weight decay (spec D1/D2) of a parameter `p` with gradient `g` before the method's
 /// direction: AdamW shrinks the parameter, p·(1 − lr·λ); the others add λ·p (gradient descent)
 /// or λ·sign(p) (EG) to the gradient.
@@ -342,6 +381,7 @@ fn decayed(
     (p, g + pull * lambda)
 }
 
+/// The gradient of a parameter value, flattened.
 fn grad_remove(value: &ParamValue, grads: &mut Gradients) -> Option<Tensor<1>> {
     match value {
         ParamValue::Vector(t) => t.grad_remove(grads),

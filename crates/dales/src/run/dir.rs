@@ -113,7 +113,7 @@ impl AnyConfig {
 
     /// The model kind's name.
     pub fn name(&self) -> String {
-        each_family!(self, c => c.model.name())
+        each_family!(self, c => c.name())
     }
 
     /// The seed.

@@ -42,7 +42,7 @@ use crate::fused::Settings;
 use crate::io::write_atomic;
 use crate::learner::{Learner, ModelSpec};
 use crate::nn::MlpConfig;
-use crate::optim::{Optimizer, PlateauState};
+use crate::optim::{Method, Optimizer, PlateauState};
 use crate::train::step;
 
 /// Where a run stands; saved in `resume.safetensors`.
@@ -89,6 +89,9 @@ impl Progress {
         }
     }
 }
+
+/// Mixed into an update's seed for d-NGD's sampled targets.
+const DNGD_STREAM: u64 = 0xD6E8_FEB8_6659_FD93;
 
 /// The noise seed of update `step` (0-based) of a run seeded `seed`.
 fn step_seed(seed: u64, step: u64) -> u64 {
@@ -387,6 +390,12 @@ impl<M: ModelSpec> Trainer<M> {
                     noise_seed: Some(step_seed(self.config.seed, self.progress.global_step)),
                     ..self.settings
                 };
+                if let Method::Dngd { .. } = self.config.optim.method {
+                    // d-NGD's sampled targets draw from their own stream of the update's seed.
+                    let seed = step_seed(self.config.seed, self.progress.global_step) ^ DNGD_STREAM;
+                    let squares = self.model.dngd_squares(inputs.clone(), seed)?;
+                    self.optim.precondition(squares);
+                }
                 let report = step(
                     &mut self.model,
                     &mut self.optim,
@@ -569,7 +578,7 @@ impl<M: ModelSpec> Trainer<M> {
     pub fn summary(&self) -> Summary {
         let last = self.progress.records.last();
         Summary {
-            kind: self.config.model.name(),
+            kind: self.config.name(),
             seed: self.config.seed,
             epochs_done: self.progress.epoch,
             epochs: self.config.epochs,

@@ -165,7 +165,14 @@ fn reproductions_parse() {
     let e = dales::reproduce::Experiment::named("dann2021").unwrap();
     assert_eq!(
         e.presets,
-        ["mlp", "layernorm", "columnei", "dann", "dann-nocorr"]
+        [
+            "mlp",
+            "layernorm",
+            "columnei",
+            "dann",
+            "dann-nocorr",
+            "dann-dngd"
+        ]
     );
     assert_eq!((e.seeds, e.epochs), (3, Some(50)));
 }

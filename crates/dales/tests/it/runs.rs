@@ -29,6 +29,10 @@ fn config(kind: ModelKind, data: &Path, method: Method) -> TrainConfig {
     if method == Method::ADAM {
         c.optim.lr = 2e-2;
     }
+    if method == Method::DNGD {
+        c.model.ni = Some(1);
+        c.optim.lr = 20.0;
+    }
     c.optim.lr *= 0.5;
     c
 }
@@ -46,6 +50,8 @@ fn resumed_run_is_bit_identical() {
     for (kind, method) in [
         (ModelKind::Dann, MOMENTUM),
         (ModelKind::ColumnEi, Method::ADAM),
+        // d-NGD: its Fisher is part of the saved state, its sampled targets of the seed.
+        (ModelKind::DannNocorr, Method::DNGD),
     ] {
         let c = config(kind, &data, method);
         let a = temp_dir(&format!("resume-a-{kind}"));
@@ -259,4 +265,40 @@ fn memory_estimate_counts_the_parameters_of_every_preset() {
         eprintln!("{name}: estimate / actual parameters = {r:.3}");
         assert!((0.95..=1.5).contains(&r), "{name}: {r}");
     }
+}
+
+/// A CIFAR-10 directory (binary format, written here) trains a feed-forward network on its
+/// 3 × 32 × 32 images and is refused by a sequence model, which reads grey pixels.
+#[test]
+fn cifar_directory_trains_an_mlp_and_is_refused_by_sequence_models() {
+    let data = temp_dir("cifar-data");
+    // Four classes; an image's planes are brighter the higher its label, plus a ramp.
+    let file = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let label = (i % 4) as u8;
+                std::iter::once(label)
+                    .chain((0..3072).map(move |p| label * 50 + ((i * 7 + p) % 40) as u8))
+            })
+            .collect()
+    };
+    std::fs::write(data.join("data_batch_1.bin"), file(96)).unwrap();
+    std::fs::write(data.join("test_batch.bin"), file(40)).unwrap();
+    let mut c = config(ModelKind::Mlp, &data, MOMENTUM);
+    c.model.n_in = 3072;
+    c.model.n_out = 10;
+    c.optim.lr = 0.01;
+    c.epochs = 5;
+    let dir = temp_dir("cifar-run");
+    let mut t = Trainer::new(c.clone(), Dataset::load(&c).unwrap(), &dir).unwrap();
+    assert_eq!(t.run(&mut |_| {}, &|_| false).unwrap(), Outcome::Finished);
+    let last = t.records().last().unwrap().test_error;
+    assert!(last < 50.0, "test error {last} (chance: 75)");
+    let mut seq = TrainConfig::sequence_small(dales::nn::seq::SeqKind::RnnRelu);
+    seq.model.rows = 32;
+    seq.model.cols = 32;
+    seq.data = c.data.clone();
+    let c = seq;
+    let e = Dataset::load(&c).unwrap_err().to_string();
+    assert!(e.contains("grey images"), "{e}");
 }
