@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::DataError;
-use crate::mnist::{MnistLike, Split, largest_label};
+use crate::split::{LabelSite, Split, largest_label};
 
 /// Image side.
 const SIDE: usize = 32;
@@ -81,14 +81,15 @@ pub fn detect(dir: &Path) -> Option<(Format, PathBuf)> {
         .find(|(f, d)| d.join(f.marker()).exists())
 }
 
-/// Read the training and test files of `format` from `dir`.
+/// Read the training and test files of `format` from `dir`: the training split, the test
+/// split and where the largest label is.
 ///
 /// # Errors
 ///
 /// [`DataError::MissingFile`] without the test file, [`DataError::Io`] for unreadable files,
 /// [`DataError::Invalid`] for a file that is not a whole number of records, empty, or holds a
 /// label out of range (naming the record).
-pub fn load((format, dir): (Format, PathBuf)) -> Result<MnistLike, DataError> {
+pub fn load((format, dir): (Format, PathBuf)) -> Result<(Split, Split, LabelSite), DataError> {
     let train_files: Vec<PathBuf> = match format {
         Format::Cifar10 => (1..=5)
             .map(|k| dir.join(format!("data_batch_{k}.bin")))
@@ -127,11 +128,7 @@ pub fn load((format, dir): (Format, PathBuf)) -> Result<MnistLike, DataError> {
         let labels = parts.iter().flat_map(|(_, l)| l.iter().copied()).collect();
         Split::with_channels(images, labels, CHANNELS, SIDE, SIDE, format.classes())
     };
-    Ok(MnistLike {
-        train: split(&train)?,
-        test: split(&test)?,
-        largest_label: site,
-    })
+    Ok((split(&train)?, split(&test)?, site))
 }
 
 /// The pixels and labels of one file.

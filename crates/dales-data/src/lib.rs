@@ -38,10 +38,12 @@ mod idx;
 mod mnist;
 pub mod rows;
 pub mod sequence;
+mod split;
 pub mod synthetic;
 pub mod task;
 
 pub use batch::{EpochBatches, EpochOrder, VALIDATION_STREAM};
 pub use error::{DataError, IdxErrorKind};
 pub use idx::{IdxArray, MAX_DECOMPRESSED_BYTES, parse_idx, read_idx};
-pub use mnist::{DEFAULT_DATA_DIR, LabelSite, MnistLike, Split};
+pub use mnist::{DEFAULT_DATA_DIR, MnistLike};
+pub use split::{LabelSite, Split};
