@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 KINDS = [("mlp", "MLP"), ("layernorm", "LayerNorm MLP"), ("columnei", "ColumnEI"),
-         ("dann", "**DANN**"), ("dann-nocorr", "DANN, no correction")]
+         ("dann", "**DANN**"), ("dann-nocorr", "DANN, no correction"),
+         ("dann_dngd", "DANN, d-NGD (batch 250)")]
 
 
 def finished(run: Path):

@@ -30,6 +30,7 @@
 //! ```
 
 pub mod adding;
+pub mod augment;
 pub mod batch;
 pub mod cifar;
 pub mod copy;

@@ -93,7 +93,16 @@ pub trait Task: Send + Sync + Debug {
     /// # Panics
     /// If an index is `>= len()`.
     fn batch(&self, idx: &[usize]) -> Batch;
+
+    /// The shape `(channels, rows, cols)` of the images a batch holds, one per example, for
+    /// tasks that read images at once (`None` for sequences).
+    fn image_shape(&self) -> Option<ImageShape> {
+        None
+    }
 }
+
+/// The shape of an image, `(channels, rows, cols)`, channel-major.
+pub type ImageShape = (usize, usize, usize);
 
 /// Images read at once: one step of `rows × cols` pixels in `[0, 1]` (`pixel / 255`), the
 /// label the target.
@@ -129,6 +138,11 @@ impl Task for Images {
 
     fn classes(&self) -> usize {
         self.split.n_classes()
+    }
+
+    fn image_shape(&self) -> Option<ImageShape> {
+        let s = &self.split;
+        Some((s.channels(), s.rows(), s.cols()))
     }
 
     fn batch(&self, idx: &[usize]) -> Batch {

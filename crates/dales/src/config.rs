@@ -28,6 +28,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use dales_data::augment::Augment;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceChoice;
@@ -98,6 +99,10 @@ pub struct DataConfig {
     /// Also evaluate every this many updates (absent: after every epoch only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub eval_every: Option<u64>,
+    /// Augment the training images: `{ crop_padding = 4, flip = true }` (absent: none, as
+    /// the DANN paper's loader).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
 }
 
 fn default_shuffle() -> bool {
@@ -111,6 +116,7 @@ impl Default for DataConfig {
             validation: 0,
             shuffle: default_shuffle(),
             eval_every: None,
+            augment: None,
         }
     }
 }

@@ -34,6 +34,9 @@ impl Dataset {
                      sequences",
                 ));
             }
+            if let Some(augment) = &config.data.augment {
+                augment.check(None)?;
+            }
             return Ok(Dataset {
                 train,
                 eval: test,
@@ -54,12 +57,16 @@ impl Dataset {
         } else {
             (data.train, data.test, "test")
         };
-        Ok(Dataset {
+        let dataset = Dataset {
             pixel_mean: Some(train.pixel_mean()),
             train: config.model.task(train)?,
             eval: config.model.task(eval)?,
             eval_name: eval_name.into(),
-        })
+        };
+        if let Some(augment) = &config.data.augment {
+            augment.check(dataset.train.image_shape())?;
+        }
+        Ok(dataset)
     }
 
     /// Where the data come from, for messages: the dataset directory, or the task that

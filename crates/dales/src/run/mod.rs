@@ -90,6 +90,9 @@ impl Progress {
     }
 }
 
+/// Mixed into an update's seed for the augmentation of its batch.
+const AUGMENT_STREAM: u64 = 0x8CB9_2BA7_2F3D_8DD7;
+
 /// Mixed into an update's seed for d-NGD's sampled targets.
 const DNGD_STREAM: u64 = 0xD6E8_FEB8_6659_FD93;
 
@@ -381,7 +384,17 @@ impl<M: ModelSpec> Trainer<M> {
             });
             for b in self.progress.batch..batches.len() {
                 let idx = batches.get(b).expect("batch index within the epoch");
-                let batch = self.data.train.batch(idx);
+                let mut batch = self.data.train.batch(idx);
+                if let Some(augment) = &self.config.data.augment {
+                    let shape = self
+                        .data
+                        .train
+                        .image_shape()
+                        .expect("checked by Dataset::load");
+                    let seed =
+                        step_seed(self.config.seed, self.progress.global_step) ^ AUGMENT_STREAM;
+                    augment.apply(&mut batch, shape, seed);
+                }
                 let (inputs, targets) = self.model.readout().apply(batch, &self.device);
                 let n = targets.count();
                 let lr = self.lr();

@@ -19,6 +19,7 @@ batch_size = 64
 
 [data]
 validation = 5000
+augment = { crop_padding = 2, flip = true }
 
 [model]
 kind = "dann"
@@ -44,6 +45,8 @@ fn full_config_parses_and_round_trips() {
     );
     assert_eq!(c.model.kind, ModelKind::Dann);
     assert_eq!(c.model.hidden, vec![100, 100]);
+    let augment = c.data.augment.unwrap();
+    assert_eq!((augment.crop_padding, augment.flip), (2, true));
     let rules = c.rules();
     let wix = rules.get(ParamRole::Wix).unwrap();
     assert_eq!(wix.update, UpdateRule::Eg);
