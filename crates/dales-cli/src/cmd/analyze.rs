@@ -119,7 +119,7 @@ fn spectrum(args: &SpectrumArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| args.run.join("analysis"));
-    let _owner = RunLock::acquire(&dir)?;
+    let _owner = RunLock::create(&dir)?;
     for path in plot::write_spectra(&dir, &found, args.bins)? {
         eprintln!("wrote {}", path.display());
     }
@@ -131,7 +131,7 @@ fn spectrum(args: &SpectrumArgs) -> Result<()> {
 /// analyses never write into one directory at once.
 fn out_dir(c: &Common) -> Result<(PathBuf, RunLock)> {
     let dir = c.out.clone().unwrap_or_else(|| c.run.join("analysis"));
-    let lock = RunLock::acquire(&dir)?;
+    let lock = RunLock::create(&dir)?;
     Ok((dir, lock))
 }
 

@@ -26,10 +26,12 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    /// Lock `dir` (created if missing) for writing. Another live holder is an
-    /// [`Error::InUse`] naming its process; the temporary files of dead writers are removed.
+    /// Lock the directory `dir` for writing. Another live holder is an [`Error::InUse`]
+    /// naming its process; the temporary files of dead writers are removed.
     pub fn acquire(dir: &Path) -> Result<RunLock> {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        if !dir.is_dir() {
+            return Err(Error::run(dir, "no such directory"));
+        }
         let path = dir.join(LOCK_FILE);
         let mut file = OpenOptions::new()
             .read(true)
@@ -62,6 +64,12 @@ impl RunLock {
             _file: file,
             dir: dir.to_path_buf(),
         })
+    }
+
+    /// Create `dir` if missing and lock it.
+    pub fn create(dir: &Path) -> Result<RunLock> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        RunLock::acquire(dir)
     }
 
     /// The locked directory.

@@ -184,7 +184,7 @@ impl<M: ModelSpec> Trainer<M> {
         config.validate()?;
         config.model.prepare(data.pixel_mean);
         memory::check(&config, &data, options.max_memory)?;
-        let lock = RunLock::acquire(run_dir)?;
+        let lock = RunLock::create(run_dir)?;
         let existing = files::ALL
             .iter()
             .filter(|f| run_dir.join(f).exists())

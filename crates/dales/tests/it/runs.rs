@@ -214,6 +214,14 @@ fn run_directory_holds_everything() {
         err.contains("--resume") && err.contains("--overwrite"),
         "{err}"
     );
+    // Resuming a directory that does not exist creates nothing.
+    let missing = dir.with_file_name("dales-no-such-run");
+    let err = Trainer::<MlpConfig>::resume(&missing, None, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no such directory"), "{err}");
+    assert!(!missing.exists());
 }
 
 #[test]
