@@ -356,6 +356,18 @@ impl ModelSpec for MlpConfig {
     }
 }
 
+/// Check that a sequence model's images are grey: it reads them pixel by pixel or row by row.
+pub(crate) fn check_grey(train: &Split) -> Result<()> {
+    if train.channels() != 1 {
+        return Err(Error::config(
+            "data.dir",
+            format!("images of {} colour channels", train.channels()),
+            "grey images (one channel) for a sequence model, which reads pixels or rows",
+        ));
+    }
+    Ok(())
+}
+
 /// Check that `n_out` outputs cover the labels of `data`; the error names the label that
 /// sets the number of classes, with its file and index.
 pub(crate) fn check_classes(n_out: usize, data: &MnistLike) -> Result<()> {
@@ -463,13 +475,7 @@ impl ModelSpec for SeqConfig {
 
     fn check_data(&self, data: &MnistLike) -> Result<()> {
         let train = &data.train;
-        if train.channels() != 1 {
-            return Err(Error::config(
-                "data.dir",
-                format!("images of {} colour channels", train.channels()),
-                "grey images (one channel) for a sequence model, which reads pixels or rows",
-            ));
-        }
+        check_grey(train)?;
         if (train.rows(), train.cols()) != (self.rows, self.cols) {
             return Err(Error::config(
                 "model.rows, model.cols",

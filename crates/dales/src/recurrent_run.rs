@@ -16,7 +16,9 @@ use dales_data::{MnistLike, Split};
 use crate::checkpoint::{self, NamedTensors, encode};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::learner::{GeneratedTasks, Learner, ModelSize, ModelSpec, Readout, check_classes};
+use crate::learner::{
+    GeneratedTasks, Learner, ModelSize, ModelSpec, Readout, check_classes, check_grey,
+};
 use crate::nn::ParamRole;
 use crate::nn::recurrent_net::{
     CellKind, ReadoutKind, RecurrentConfig, RecurrentNet, dann_inhibitory,
@@ -133,13 +135,7 @@ impl ModelSpec for RecurrentConfig {
 
     fn check_data(&self, data: &MnistLike) -> Result<()> {
         let train = &data.train;
-        if train.channels() != 1 {
-            return Err(Error::config(
-                "data.dir",
-                format!("images of {} colour channels", train.channels()),
-                "grey images (one channel) for a sequence model, which reads pixels or rows",
-            ));
-        }
+        check_grey(train)?;
         if train.cols() != self.n_in {
             return Err(Error::config(
                 "model.n_in",

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{device, host, uniform};
+use crate::common::{device, host, param_grads, uniform};
 use dales::config::TrainConfig;
-use dales::nn::{Mlp, MlpConfig, ModelKind, ParamValue, Parameterised};
+use dales::nn::{Mlp, MlpConfig, ModelKind};
 use dales::optim::dngd::mean_squares;
 use dales::optim::{Clip, Method, Optimizer, RuleTable};
 use dales::train::cross_entropy;
@@ -20,22 +20,6 @@ fn tiny(kind: ModelKind, ni: usize) -> Mlp {
     }
     .init_seeded(4, &device())
     .unwrap()
-}
-
-/// Every trainable parameter's gradient of the mean cross-entropy of `x` at `targets`.
-fn grads(model: &Mlp, x: burn::tensor::Tensor<2>, targets: &[usize]) -> BTreeMap<String, Vec<f64>> {
-    let mut g = cross_entropy(model.forward(x), targets).backward();
-    let mut out = BTreeMap::new();
-    for l in model.param_layers() {
-        for e in l.entries.into_iter().filter(|e| e.role.is_some()) {
-            let v = match &e.value {
-                ParamValue::Vector(t) => host(t.grad_remove(&mut g).unwrap()),
-                ParamValue::Matrix(t) => host(t.grad_remove(&mut g).unwrap()),
-            };
-            out.insert(format!("{}.{}", l.name, e.name), v);
-        }
-    }
-    out
 }
 
 fn close(got: &[f64], want: &[f64], what: &str) {
@@ -64,7 +48,7 @@ fn per_example_squares_match_autodiff_on_each_example() {
     let mut want: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for i in 0..b {
         let xi = x.clone().slice([i..i + 1, 0..6]);
-        for (k, g) in grads(&model, xi, &targets[i..i + 1]) {
+        for (k, g) in param_grads(&model, xi, &targets[i..i + 1]) {
             let acc = want.entry(k).or_insert_with(|| vec![0.0; g.len()]);
             for (a, v) in acc.iter_mut().zip(g) {
                 *a += v * v / b as f64;
@@ -115,7 +99,7 @@ fn two_updates_by_hand() {
                 };
             }
         }
-        let g = grads(&model, x.clone(), &targets);
+        let g = param_grads(&model, x.clone(), &targets);
         let before: BTreeMap<String, Vec<f64>> = model
             .named_entries()
             .into_iter()

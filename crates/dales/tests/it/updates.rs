@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{device, host, labels, uniform};
-use dales::nn::{MlpConfig, ModelKind, ParamRole, ParamValue, Parameterised};
+use crate::common::{device, host, labels, param_grads, uniform};
+use dales::nn::{MlpConfig, ModelKind, ParamRole, Parameterised};
 use dales::optim::{
     Clip, ClipScope, GroupRule, Method, Optimizer, Projection, RuleTable, UpdateRule,
 };
@@ -41,19 +41,7 @@ fn snapshot<M: Parameterised>(m: &M) -> Named {
 
 /// Raw gradients of every trainable parameter on a fixed batch.
 fn raw_grads(model: &dales::nn::Mlp) -> BTreeMap<String, Vec<f64>> {
-    let x = uniform(8, 20, 1, &device());
-    let mut grads = cross_entropy(model.forward(x), &labels(8, 5)).backward();
-    let mut out = BTreeMap::new();
-    for l in model.param_layers() {
-        for e in l.entries.into_iter().filter(|e| e.role.is_some()) {
-            let g = match &e.value {
-                ParamValue::Vector(t) => host(t.grad_remove(&mut grads).unwrap()),
-                ParamValue::Matrix(t) => host(t.grad_remove(&mut grads).unwrap()),
-            };
-            out.insert(format!("{}.{}", l.name, e.name), g);
-        }
-    }
-    out
+    param_grads(model, uniform(8, 20, 1, &device()), &labels(8, 5))
 }
 
 fn step(model: dales::nn::Mlp, optim: &mut Optimizer, lr: f64) -> dales::nn::Mlp {

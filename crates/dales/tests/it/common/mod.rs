@@ -173,3 +173,25 @@ pub fn affine_outputs(
         host(b.grad(&grads).unwrap()),
     ]
 }
+
+/// Every trainable parameter's gradient (`layer.param`) of the mean cross-entropy of an MLP's
+/// logits on `x` at `targets`.
+pub fn param_grads(
+    model: &dales::nn::Mlp,
+    x: Tensor<2>,
+    targets: &[usize],
+) -> std::collections::BTreeMap<String, Vec<f64>> {
+    use dales::nn::{ParamValue, Parameterised};
+    let mut grads = dales::train::cross_entropy(model.forward(x), targets).backward();
+    let mut out = std::collections::BTreeMap::new();
+    for l in model.param_layers() {
+        for e in l.entries.into_iter().filter(|e| e.role.is_some()) {
+            let g = match &e.value {
+                ParamValue::Vector(t) => host(t.grad_remove(&mut grads).unwrap()),
+                ParamValue::Matrix(t) => host(t.grad_remove(&mut grads).unwrap()),
+            };
+            out.insert(format!("{}.{}", l.name, e.name), g);
+        }
+    }
+    out
+}
