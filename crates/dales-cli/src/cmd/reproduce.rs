@@ -16,9 +16,9 @@ use crate::plot::{self, Mark, Panel, Series};
 use crate::training::run_to_end;
 
 /// Reproduce a paper's comparison (the lists are configs/reproduce/NAME.toml). `dann2021`: the
-/// five feed-forward models of Cornford et al. (ICLR 2021) on Fashion-MNIST with the paper's
-/// settings — MLP, LayerNorm MLP, ColumnEI, DANN and DANN without the corrections — for
-/// several seeds; writes results.md/.json and curves. `adaptation`: RNN+ReLU, RNN+tanh, RNN
+/// six feed-forward models of Cornford et al. (ICLR 2021) on Fashion-MNIST with the paper's
+/// settings — MLP, LayerNorm MLP, ColumnEI, DANN, DANN without the corrections and the DANN
+/// trained by the diagonal natural gradient — for several seeds; writes results.md/.json and curves. `adaptation`: RNN+ReLU, RNN+tanh, RNN
 /// with heterogeneous gamma and ARUN (Geadah et al.) on permuted pixel sequences of
 /// Fashion-MNIST (the `-small` presets, or the paper's size with --full), then their accuracy
 /// under an external step drive (`dales robustness`). `dale2023`: the spectral paper (Li et
