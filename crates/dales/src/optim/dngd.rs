@@ -17,11 +17,12 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::activation::{relu, softmax};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
+use crate::host::{host_f64, tensor};
 use crate::nn::dann::{DannDense, DannParts, SHUNT_EPS};
 use crate::nn::mlp::{AnyLayer, Mlp};
 
@@ -52,20 +53,19 @@ pub fn mean_squares(
         caches.push((h, parts));
         h = next;
     }
-    let logits = h.clone().mask_fill(h.is_finite().bool_not(), 0.0);
+    let logits = finite_or_zero(h);
     let probs = softmax(logits, 1);
     let [b, classes] = probs.dims();
     let targets = match targets {
         Some(t) => t.to_vec(),
-        None => sample(&host(probs.clone()), classes, seed),
+        None => sample(&host_f64(probs.clone()), classes, seed),
     };
     let onehot: Vec<f32> = targets
         .iter()
         .flat_map(|&t| (0..classes).map(move |c| f32::from(u8::from(c == t))))
         .collect();
     // ∂l_b/∂z of the last layer, per example: softmax − one-hot.
-    let mut delta =
-        probs.clone() - Tensor::from_data(TensorData::new(onehot, [b, classes]), &probs.device());
+    let mut delta = probs.clone() - tensor(onehot, [b, classes], &probs.device());
     let mut out = Vec::new();
     for k in (0..n).rev() {
         let layer = layers[k];
@@ -162,8 +162,12 @@ pub fn inverse(
 
 /// F⁻¹ ⊙ g with non-finite entries set to 0.
 pub fn natural(finv: &Tensor<1>, g: Tensor<1>) -> Tensor<1> {
-    let n = finv.clone() * g;
-    n.clone().mask_fill(n.is_finite().bool_not(), 0.0)
+    finite_or_zero(finv.clone() * g)
+}
+
+/// `t` with its NaN and infinite entries set to 0.
+fn finite_or_zero<const D: usize>(t: Tensor<D>) -> Tensor<D> {
+    t.clone().mask_fill(t.is_finite().bool_not(), 0.0)
 }
 
 /// The DANN layers of `model`, each with one inhibitory unit.
@@ -200,24 +204,17 @@ fn vectors(l: &DannDense) -> [Tensor<1>; 3] {
     [l.alpha.val(), l.gain.val(), l.bias.val()].map(Tensor::without_autodiff)
 }
 
-fn host(t: Tensor<2>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 data")
-}
-
 /// One class per row of `probs (B, classes)`, drawn from the row's distribution.
-fn sample(probs: &[f32], classes: usize, seed: u64) -> Vec<usize> {
+fn sample(probs: &[f64], classes: usize, seed: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     probs
         .chunks(classes)
         .map(|row| {
-            let u: f64 = rng.random::<f64>() * row.iter().map(|&p| p as f64).sum::<f64>();
+            let u: f64 = rng.random::<f64>() * row.iter().sum::<f64>();
             let mut acc = 0.0;
             row.iter()
                 .position(|&p| {
-                    acc += p as f64;
+                    acc += p;
                     u < acc
                 })
                 .unwrap_or(classes - 1)

@@ -10,7 +10,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::io::stale_temporary;
@@ -22,7 +22,6 @@ pub const LOCK_FILE: &str = ".lock";
 #[derive(Debug)]
 pub struct RunLock {
     _file: File,
-    dir: PathBuf,
 }
 
 impl RunLock {
@@ -60,21 +59,13 @@ impl RunLock {
         })();
         stamp.map_err(|e| Error::io(&path, e))?;
         remove_stale_temporaries(dir)?;
-        Ok(RunLock {
-            _file: file,
-            dir: dir.to_path_buf(),
-        })
+        Ok(RunLock { _file: file })
     }
 
     /// Create `dir` if missing and lock it.
     pub fn create(dir: &Path) -> Result<RunLock> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         RunLock::acquire(dir)
-    }
-
-    /// The locked directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -384,6 +384,9 @@ impl<M: ModelSpec> Trainer<M> {
             });
             for b in self.progress.batch..batches.len() {
                 let idx = batches.get(b).expect("batch index within the epoch");
+                // A seed per update for everything random in it (regularisers, augmentation,
+                // d-NGD's targets, each on its own stream): a resumed run draws the same.
+                let update_seed = step_seed(self.config.seed, self.progress.global_step);
                 let mut batch = self.data.train.batch(idx);
                 if let Some(augment) = &self.config.data.augment {
                     let shape = self
@@ -391,22 +394,19 @@ impl<M: ModelSpec> Trainer<M> {
                         .train
                         .image_shape()
                         .expect("checked by Dataset::load");
-                    let seed =
-                        step_seed(self.config.seed, self.progress.global_step) ^ AUGMENT_STREAM;
-                    augment.apply(&mut batch, shape, seed);
+                    augment.apply(&mut batch, shape, update_seed ^ AUGMENT_STREAM);
                 }
                 let (inputs, targets) = self.model.readout().apply(batch, &self.device);
                 let n = targets.count();
                 let lr = self.lr();
-                // A seed per update for random regularisers: a resumed run draws the same.
                 let settings = Settings {
-                    noise_seed: Some(step_seed(self.config.seed, self.progress.global_step)),
+                    noise_seed: Some(update_seed),
                     ..self.settings
                 };
                 if let Method::Dngd { .. } = self.config.optim.method {
-                    // d-NGD's sampled targets draw from their own stream of the update's seed.
-                    let seed = step_seed(self.config.seed, self.progress.global_step) ^ DNGD_STREAM;
-                    let squares = self.model.dngd_squares(inputs.clone(), seed)?;
+                    let squares = self
+                        .model
+                        .dngd_squares(inputs.clone(), update_seed ^ DNGD_STREAM)?;
                     self.optim.precondition(squares);
                 }
                 let report = step(
