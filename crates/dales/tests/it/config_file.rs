@@ -290,3 +290,41 @@ fn weight_decay_is_global_or_per_group() {
         assert!(e.contains(key), "{key}: {e}");
     }
 }
+
+/// d-NGD's settings parse under `method = "dngd"` only, and bad values name their key.
+#[test]
+fn dngd_settings_are_checked() {
+    use dales::optim::Method;
+    let text = GOOD
+        .replace("kind = \"dann\"", "kind = \"dann-nocorr\"\nni = 1")
+        .replace("momentum = 0.9", "f_ma_scale = 0.1")
+        .replace("method = \"sgd\"", "method = \"dngd\"")
+        .replace("[optim.groups.wix]\nupdate = \"eg\"\n", "");
+    let c = parse(&text).unwrap();
+    assert_eq!(
+        c.optim.method,
+        Method::Dngd {
+            f_lambda: 2.5e-5,
+            f_ma_scale: 0.1,
+            scale_finv_by_norm_wex_finv: true,
+        }
+    );
+    assert_eq!(parse(&c.to_toml()).unwrap(), c);
+    for (from, to, key) in [
+        ("f_ma_scale = 0.1", "f_ma_scale = 0", "optim.f_ma_scale"),
+        ("f_ma_scale = 0.1", "f_lambda = -1", "optim.f_lambda"),
+        (
+            "f_ma_scale = 0.1",
+            "scale_finv_by_norm_wex_finv = 1",
+            "scale_finv_by_norm_wex_finv",
+        ),
+        (
+            "method = \"dngd\"",
+            "method = \"sgd\"",
+            "not a setting of method = \"sgd\"",
+        ),
+    ] {
+        let e = parse(&text.replace(from, to)).unwrap_err();
+        assert!(e.contains(key), "{to}: {e}");
+    }
+}
