@@ -28,6 +28,7 @@ use crate::config::TrainConfig;
 use crate::fused::Settings;
 use crate::host::tensor;
 use crate::learner::{Learner, ModelSpec};
+use crate::nn::convnet::ConvConfig;
 use crate::nn::recurrent_net::RecurrentConfig;
 use crate::nn::seq::SeqConfig;
 use crate::nn::{MlpConfig, ModelKind};
@@ -283,6 +284,39 @@ pub fn time_sequence_steps(
 pub fn time_recurrent_steps(
     config: &TrainConfig<RecurrentConfig>,
     steps: usize,
+    rounds: [usize; 2],
+    device: &Device,
+    settings: Settings,
+) -> Result<Vec<f64>> {
+    let shape = [steps, config.model.n_in, config.model.n_out];
+    time_run_steps(config, shape, rounds, device, settings)
+}
+
+/// Time full training steps of a convolutional network (spec A4) under its run settings: the
+/// reference's `bench.py --kinds conv` case for the `conv-*` presets, on images of the
+/// model's `in_shape` with uniform [0, 1) pixels and random labels. Returns the milliseconds
+/// of each timed step.
+pub fn time_conv_steps(
+    config: &TrainConfig<ConvConfig>,
+    rounds: [usize; 2],
+    device: &Device,
+    settings: Settings,
+) -> Result<Vec<f64>> {
+    let pixels = config.model.in_shape.iter().product();
+    time_run_steps(
+        config,
+        [1, pixels, config.model.n_out],
+        rounds,
+        device,
+        settings,
+    )
+}
+
+/// Time training steps of any run's model on inputs `(B, steps, width)` of uniform [0, 1)
+/// values with random labels below `classes`, from a pool of 8 batches.
+fn time_run_steps<M: ModelSpec>(
+    config: &TrainConfig<M>,
+    [steps, width, classes]: [usize; 3],
     [warmup, timed]: [usize; 2],
     device: &Device,
     settings: Settings,
@@ -292,17 +326,15 @@ pub fn time_recurrent_steps(
     let mut model = model_config.init_seeded(0, &device)?;
     let mut optim = Optimizer::new(config.optim.method, config.optim.clip, config.rules());
     optim.check(&model)?;
-    let (batch, n_in) = (config.batch_size, model_config.n_in);
+    let batch = config.batch_size;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let pool: Vec<(Tensor<3>, Targets)> = (0..8)
         .map(|_| {
-            let x: Vec<f32> = (0..batch * steps * n_in)
+            let x: Vec<f32> = (0..batch * steps * width)
                 .map(|_| rng.random::<f32>())
                 .collect();
-            let y = (0..batch)
-                .map(|_| rng.random_range(0..model_config.n_out))
-                .collect();
-            (tensor(x, [batch, steps, n_in], &device), Targets::all(y))
+            let y = (0..batch).map(|_| rng.random_range(0..classes)).collect();
+            (tensor(x, [batch, steps, width], &device), Targets::all(y))
         })
         .collect();
     let mut ms = Vec::with_capacity(timed);

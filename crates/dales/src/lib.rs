@@ -37,6 +37,7 @@ pub mod analysis;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod conv_run;
 pub mod device;
 pub mod error;
 pub mod fused;

@@ -7,6 +7,7 @@ use crate::config::{
 };
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
+use crate::nn::convnet::{ConvConfig, ConvFamily};
 use crate::nn::recurrent_net::{CellKind, RecurrentConfig};
 use crate::nn::seq::{SeqConfig, SeqKind};
 use crate::nn::{MlpConfig, ModelKind};
@@ -315,12 +316,84 @@ impl TrainConfig<RecurrentConfig> {
     }
 }
 
+/// Names accepted by [`TrainConfig::conv_preset`]: the small convnet of each family on
+/// 28×28 grey images, and the VGG16s for CIFAR-10.
+pub const CONV_PRESETS: [&str; 6] = [
+    "conv-dann",
+    "conv-dann-nocorr",
+    "conv-standard",
+    "conv-columnei",
+    "vgg16-dann",
+    "vgg16-standard",
+];
+
+/// The small convnets' learning rates (none is published, spec A4): the reference's held-out
+/// check (`shared/reference/README.md`).
+pub fn conv_lr(family: ConvFamily) -> f64 {
+    match family {
+        ConvFamily::Dann | ConvFamily::Standard => 0.05,
+        ConvFamily::ColumnEi => 0.01,
+        ConvFamily::DannNocorr => 0.002,
+    }
+}
+
+impl TrainConfig<ConvConfig> {
+    /// The small convnet of `family` on Fashion-MNIST: batch 32, plain SGD at
+    /// [`conv_lr`], 50 epochs, seed 1.
+    pub fn conv(family: ConvFamily) -> Self {
+        TrainConfig {
+            seed: default_seed(),
+            epochs: default_epochs(),
+            batch_size: default_batch(),
+            device: DeviceChoice::Cpu,
+            data: DataConfig::default(),
+            model: ConvConfig::small(family),
+            optim: OptimConfig::new(Method::SGD, conv_lr(family)),
+        }
+    }
+
+    /// The VGG16 of `family` on CIFAR-10 (spec A4; `--data` names the directory): batch 128,
+    /// plain SGD at 0.01, 50 epochs. The paper publishes none of these settings.
+    pub fn vgg16(family: ConvFamily) -> Self {
+        TrainConfig {
+            batch_size: 128,
+            model: ConvConfig::vgg(16, family, 10),
+            optim: OptimConfig::new(Method::SGD, 0.01),
+            ..TrainConfig::conv(family)
+        }
+    }
+
+    /// A preset by name (see [`CONV_PRESETS`]).
+    pub fn conv_preset(name: &str) -> Result<Self> {
+        let family = |f: &str| ConvFamily::ALL.into_iter().find(|k| k.name() == f);
+        let found = if let Some(f) = name.strip_prefix("conv-") {
+            family(f).map(TrainConfig::conv)
+        } else if let Some(f) = name.strip_prefix("vgg16-") {
+            family(f)
+                .filter(|f| matches!(f, ConvFamily::Dann | ConvFamily::Standard))
+                .map(TrainConfig::vgg16)
+        } else {
+            None
+        };
+        found.ok_or_else(|| {
+            Error::config(
+                "preset",
+                format!("{name:?}"),
+                format!("one of {}", CONV_PRESETS.join(", ")),
+            )
+        })
+    }
+}
+
 impl AnyConfig {
-    /// A preset of any family by name: one of [`PRESETS`], [`SEQ_PRESETS`] or
-    /// [`RECURRENT_PRESETS`], or `copy-MODEL[-small]`.
+    /// A preset of any family by name: one of [`PRESETS`], [`SEQ_PRESETS`],
+    /// [`RECURRENT_PRESETS`] or [`CONV_PRESETS`], or `copy-MODEL[-small]`.
     pub fn preset(name: &str) -> Result<AnyConfig> {
         if let Ok(c) = TrainConfig::preset(name) {
             return Ok(AnyConfig::FeedForward(c));
+        }
+        if let Ok(c) = TrainConfig::conv_preset(name) {
+            return Ok(AnyConfig::Conv(c));
         }
         if let Ok(c) = TrainConfig::recurrent_preset(name) {
             return Ok(AnyConfig::Recurrent(c));
@@ -332,9 +405,10 @@ impl AnyConfig {
                     "preset",
                     format!("{name:?}"),
                     format!(
-                        "one of {}, {}, {}, or copy-MODEL[-small] with MODEL a sequence model \
-                         (the copy task)",
+                        "one of {}, {}, {}, {}, or copy-MODEL[-small] with MODEL a sequence \
+                         model (the copy task)",
                         PRESETS.join(", "),
+                        CONV_PRESETS.join(", "),
                         SEQ_PRESETS.join(", "),
                         RECURRENT_PRESETS.join(", ")
                     ),

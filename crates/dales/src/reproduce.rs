@@ -14,10 +14,14 @@ use crate::report::{markdown_table, mean_sd};
 use crate::run::{AnyConfig, EpochRecord, Overrides, RunDir, Summary};
 
 /// The reproductions dales ships, by name, with their definition files.
-const EXPERIMENTS: [(&str, &str); 2] = [
+const EXPERIMENTS: [(&str, &str); 3] = [
     (
         "dann2021",
         include_str!("../../../configs/reproduce/dann2021.toml"),
+    ),
+    (
+        "dann2021-conv",
+        include_str!("../../../configs/reproduce/dann2021-conv.toml"),
     ),
     (
         "adaptation",

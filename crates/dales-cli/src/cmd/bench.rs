@@ -6,11 +6,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use dales::bench::{StepCase, StepTiming, time_recurrent_steps, time_sequence_steps, time_steps};
+use dales::bench::{
+    StepCase, StepTiming, time_conv_steps, time_recurrent_steps, time_sequence_steps, time_steps,
+};
 use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
 use dales::fused::Settings;
 use dales::nn::ModelKind;
+use dales::nn::convnet::ConvFamily;
 use dales::nn::recurrent_net::CellKind;
 use dales::nn::seq::{SeqConfig, SeqKind};
 use dales::run::{Dataset, Event, Trainer};
@@ -25,7 +28,9 @@ pub struct BenchArgs {
     /// Model kinds to time, comma-separated: feed-forward kinds, and the recurrent E/I models
     /// of the spectral paper as rowseq_rnn, rowseq_dann, rowseq_colei (or `rowseq` for the
     /// three; 28 steps of 28 inputs, 1 × 100, the `rowseq-*` presets' update, at
-    /// `--rowseq-batches`).
+    /// `--rowseq-batches`), and the small convnets of the `conv-*` presets as conv_dann,
+    /// conv_dann_nocorr, conv_standard, conv_columnei (`conv` for conv_dann and
+    /// conv_standard, as bench.py) at `--batches`.
     #[arg(long, default_value = "mlp,dann", value_delimiter = ',')]
     pub kinds: Vec<String>,
     /// Batch sizes, comma-separated.
@@ -145,9 +150,19 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     let mut rowseq = Vec::new();
     let mut feed_forward = Vec::new();
+    let mut convs = Vec::new();
+    let conv_family = |k: &str| {
+        k.strip_prefix("conv_").and_then(|f| {
+            ConvFamily::ALL
+                .into_iter()
+                .find(|c| c.name().replace('-', "_") == f)
+        })
+    };
     for k in &args.kinds {
         match k.as_str() {
             "rowseq" => rowseq.extend(CellKind::ALL),
+            "conv" => convs.extend([ConvFamily::Dann, ConvFamily::Standard]),
+            c if conv_family(c).is_some() => convs.extend(conv_family(c)),
             other => match other.strip_prefix("rowseq_") {
                 Some(cell) => rowseq.push(
                     cell.parse::<CellKind>()
@@ -251,6 +266,32 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
                 "name": name, "device": args.device, "batch": batch, "steps": ms.len(),
                 "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
                 "model": cell.name(), "task": "row-sequential 28x28", "layers": 1, "hidden": 100,
+            }));
+        }
+    }
+
+    for &family in &convs {
+        for &batch in &args.batches {
+            let mut config = TrainConfig::conv(family);
+            config.batch_size = batch;
+            let name = config.model.name();
+            let ms = time_conv_steps(&config, [warmup, steps], &device, args.settings())
+                .with_context(|| format!("timing {name}"))?;
+            let sorted = {
+                let mut v = ms.clone();
+                v.sort_by(f64::total_cmp);
+                v
+            };
+            let median = sorted[sorted.len() / 2];
+            let p90 = sorted[(0.9 * (sorted.len() - 1) as f64) as usize];
+            let per_s = batch as f64 * 1e3 / median;
+            say(format!(
+                "{name:<28} {batch:>6} {median:>10.3} {p90:>10.3} {per_s:>12.1}"
+            ));
+            results.push(json!({
+                "name": name, "device": args.device, "batch": batch, "steps": ms.len(),
+                "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
+                "model": name, "arch": "conv32-pool-conv64-pool-dense256-10 (DANN: 3/6/25/1 I)",
             }));
         }
     }

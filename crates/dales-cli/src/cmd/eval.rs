@@ -8,7 +8,7 @@ use dales::run::{AnyConfig, RunDir, evaluate, files, first_logits};
 
 /// Evaluate a run's checkpoint on the test set (loss and error), optionally writing the logits
 /// of the first 8 test images as JSON ({"logits": [[...], ...]}) for the reference's
-/// check_checkpoint.py / check_rnn_checkpoint.py --compare.
+/// check_checkpoint.py / check_rnn_checkpoint.py / check_conv_checkpoint.py --compare.
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
     /// The run directory (holding checkpoint.safetensors and config.toml).
@@ -63,10 +63,23 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
                 )?;
             }
         }
+        AnyConfig::Conv(config) => {
+            let (_, model) = run.conv()?;
+            let (loss, error) = evaluate(&model, task.as_ref(), 1000);
+            let name = config.model.name();
+            println!(
+                "{}: {name} model, test loss {loss:.4}, test error {error:.2}% ({} images)",
+                ckpt.display(),
+                task.len()
+            );
+            if let Some(out) = &args.logits_out {
+                write_logits(out, first_logits(&model, task.as_ref(), 8), &name)?;
+            }
+        }
         AnyConfig::Sequence(config) => {
             if args.logits_out.is_some() {
                 bail!(
-                    "--logits-out is for the feed-forward and recurrent E/I checkpoints (the reference's formats)"
+                    "--logits-out is for the feed-forward, convolutional and recurrent E/I checkpoints (the reference's formats)"
                 );
             }
             let (_, model) = run.sequence()?;

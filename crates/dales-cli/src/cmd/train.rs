@@ -8,6 +8,7 @@ use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
 use dales::learner::ModelSpec;
 use dales::nn::MlpConfig;
+use dales::nn::convnet::ConvConfig;
 use dales::nn::recurrent_net::RecurrentConfig;
 use dales::nn::seq::SeqConfig;
 use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, StartOptions, Trainer, memory};
@@ -20,7 +21,8 @@ use crate::training::run_to_end;
 pub struct TrainArgs {
     /// Paper preset [default: dann]. Feed-forward (Fashion-MNIST images): mlp, layernorm,
     /// columnei, dann, dann-nocorr, dann-subtractive, dann-dngd (the diagonal natural
-    /// gradient). Sequential (permuted pixel sequences, the adaptation paper's psMNIST
+    /// gradient). Convolutional: conv-dann, conv-dann-nocorr, conv-standard, conv-columnei
+    /// (Fashion-MNIST), vgg16-dann, vgg16-standard (CIFAR-10, with --data). Sequential (permuted pixel sequences, the adaptation paper's psMNIST
     /// setting): rnn-relu, rnn-tanh, rnn-softplus, rnn-gamma, rnn-gamma-het, arun, lstm, gru;
     /// add -small for the CPU-sized variant (49 steps, H 64); copy-MODEL[-small] for the copy
     /// task. Recurrent E/I (row-sequential images, the spectral
@@ -83,6 +85,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
             AnyConfig::FeedForward(_) => resume::<MlpConfig>(dir, &args),
             AnyConfig::Sequence(_) => resume::<SeqConfig>(dir, &args),
             AnyConfig::Recurrent(_) => resume::<RecurrentConfig>(dir, &args),
+            AnyConfig::Conv(_) => resume::<ConvConfig>(dir, &args),
         };
     }
     let mut config = match (&args.preset, &args.config) {
@@ -95,6 +98,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode> {
         AnyConfig::FeedForward(c) => start(c, &args),
         AnyConfig::Sequence(c) => start(c, &args),
         AnyConfig::Recurrent(c) => start(c, &args),
+        AnyConfig::Conv(c) => start(c, &args),
     }
 }
 

@@ -164,6 +164,59 @@ impl<C: CheckpointStrategy> FusedBackend for Autodiff<Cube, C> {
     }
 }
 
+/// A fused op with host kernels only: where its inputs live on the GPU, its dispatching
+/// function calls its plain version (burn's own ops there), so its call never reaches the GPU
+/// backend.
+pub(crate) trait HostOp<const N: usize>:
+    Kernel<NdArray, N> + Clone + Debug + Send + Sync + 'static
+{
+}
+impl<K, const N: usize> HostOp<N> for K where
+    K: Kernel<NdArray, N> + Clone + Debug + Send + Sync + 'static
+{
+}
+
+/// The backends of [`HostOp`]s (the GPU's only to satisfy the dispatch; see
+/// [`call_host`]).
+#[backend_extension(Autodiff, NdArray, Cube: cfg(feature = "gpu"))]
+pub(crate) trait HostBackend: Backend {
+    /// Run `op` on `inputs`.
+    fn host_fused<K: HostOp<N>, const N: usize>(
+        #[extension_type] inputs: Inputs<Self>,
+        op: K,
+    ) -> FloatTensor<Self>;
+}
+
+impl HostBackend for NdArray {
+    fn host_fused<K: HostOp<N>, const N: usize>(inputs: Inputs<Self>, op: K) -> FloatTensor<Self> {
+        Kernel::<NdArray, N>::forward(&op, inputs.array(), false).0
+    }
+}
+
+impl<C: CheckpointStrategy> HostBackend for Autodiff<NdArray, C> {
+    fn host_fused<K: HostOp<N>, const N: usize>(inputs: Inputs<Self>, op: K) -> FloatTensor<Self> {
+        record::<NdArray, C, K, N>(op, inputs)
+    }
+}
+
+#[cfg(feature = "gpu")]
+const HOST_ONLY: &str = "a host-only fused op was called on GPU tensors: its dispatching \
+                         function must call the plain version there";
+
+#[cfg(feature = "gpu")]
+impl HostBackend for Cube {
+    fn host_fused<K: HostOp<N>, const N: usize>(_: Inputs<Self>, _: K) -> FloatTensor<Self> {
+        unreachable!("{HOST_ONLY}")
+    }
+}
+
+#[cfg(feature = "gpu")]
+impl<C: CheckpointStrategy> HostBackend for Autodiff<Cube, C> {
+    fn host_fused<K: HostOp<N>, const N: usize>(_: Inputs<Self>, _: K) -> FloatTensor<Self> {
+        unreachable!("{HOST_ONLY}")
+    }
+}
+
 /// Run `op` on autodiff inputs: tracked (its forward saves what the backward needs, and the
 /// call becomes a node of the graph) when an input needs a gradient, untracked otherwise.
 fn record<B, C, K, const N: usize>(
@@ -222,4 +275,15 @@ pub(crate) fn call<K: Op<N>, const N: usize, const D: usize>(
     inputs: [FloatTensor<Dispatch>; N],
 ) -> Tensor<D> {
     Tensor::from_dispatch(<Dispatch as FusedBackend>::fused(Inputs(inputs.into()), op))
+}
+
+/// As [`call`], for a [`HostOp`] on host tensors.
+pub(crate) fn call_host<K: HostOp<N>, const N: usize, const D: usize>(
+    op: K,
+    inputs: [FloatTensor<Dispatch>; N],
+) -> Tensor<D> {
+    Tensor::from_dispatch(<Dispatch as HostBackend>::host_fused(
+        Inputs(inputs.into()),
+        op,
+    ))
 }

@@ -14,12 +14,18 @@
 //! | [`rnn_sequence`], [`rnn_states`] | `xs`, `U`, `b_U`, `V`, `b_V`, `n`, `s` | f32 host and GPU |
 //! | [`arun_sequence`] | `xs` and the twelve ARUN parameters | f32 host and GPU |
 //! | [`sgd_step`] | `p`, `g` (no autodiff) | f32 host and GPU |
+//! | [`conv_dann_layer`] | `x`, `Wex`, `Wix`, `Wei`, `α`, `g`, `b` | f32 host |
+//! | [`conv_affine`] | `x`, `W`, `b` | f32 host |
+//! | [`relu_max_pool`] | `x` | f32 host |
+//!
+//! The conv ops have host kernels only: on the GPU their callers' plain versions run burn's
+//! own convolutions.
 
 use burn::backend::DispatchDevice;
 use burn::tensor::{DType, Tensor};
 
 use super::Settings;
-use super::autodiff::call;
+use super::autodiff::{call, call_host};
 
 /// Where a tensor lives, as the fused ops see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +70,11 @@ fn fuses(places: &[Place], host_f64: bool) -> bool {
             Some(Place::Host(DType::F64)) => host_f64,
             _ => false,
         }
+}
+
+/// Whether a host-only op runs fused: fusing is on and every input is f32 on the host.
+fn fuses_on_host(places: &[Place]) -> bool {
+    Settings::current().fused && common(places) == Some(Place::Host(DType::F32))
 }
 
 /// The places of tensors of any rank.
@@ -419,4 +430,117 @@ pub fn sgd_step(
         nonneg,
     };
     call(op, [p, g].map(Tensor::into_dispatch))
+}
+
+/// The settings of a 2-D convolution (cross-correlation, as PyTorch's `conv2d`): kernel
+/// `(kh, kw)`, stride, zero padding on both sides, dilation; one group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2d {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub padding: [usize; 2],
+    pub dilation: [usize; 2],
+}
+
+impl Conv2d {
+    /// The output height and width on inputs of `size`: `⌊(n + 2p − δ(k − 1) − 1)/s⌋ + 1`,
+    /// 0 where the padded input is smaller than the dilated kernel.
+    pub fn output_size(&self, size: [usize; 2]) -> [usize; 2] {
+        std::array::from_fn(|a| {
+            let span = self.dilation[a] * (self.kernel[a] - 1) + 1;
+            match (size[a] + 2 * self.padding[a]).checked_sub(span) {
+                Some(room) => room / self.stride[a] + 1,
+                None => 0,
+            }
+        })
+    }
+
+    /// The same settings as burn's.
+    pub fn options(&self) -> burn::tensor::ops::ConvOptions<2> {
+        burn::tensor::ops::ConvOptions::new(self.stride, self.padding, self.dilation, 1)
+    }
+}
+
+/// The conv DANN layer (spec A4): `E = conv(x, Wex)`, `I = conv(x, Wix)`, and per pixel
+/// `z = g ⊙ (E − Wei I) / ((Wei ⊙ e^α) I + ε) + b`. Inputs `x (B, C, H, W)`, the
+/// filters flattened `Wex (C_e, C·kh·kw)`, `Wix (C_i, C·kh·kw)`, `Wei (C_e, C_i)`,
+/// `α (C_i)`, `g (C_e)`, `b (C_e)`; output `z (B, C_e, OH, OW)`. Kernels:
+/// [`super::cpu::conv`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvDannLayer {
+    pub conv: Conv2d,
+    /// `ε` of the shunt.
+    pub eps: f32,
+}
+
+/// [`ConvDannLayer`] fused on the host, else `plain` on the same inputs.
+pub fn conv_dann_layer(
+    x: Tensor<4>,
+    w: [Tensor<2>; 3],
+    v: [Tensor<1>; 3],
+    conv: Conv2d,
+    eps: f64,
+    plain: impl FnOnce(Tensor<4>, [Tensor<2>; 3], [Tensor<1>; 3]) -> Tensor<4>,
+) -> Tensor<4> {
+    let [wex, wix, wei] = w;
+    let [alpha, gain, bias] = v;
+    if !fuses_on_host(&places!(x, wex, wix, wei, alpha, gain, bias)) {
+        return plain(x, [wex, wix, wei], [alpha, gain, bias]);
+    }
+    let op = ConvDannLayer {
+        conv,
+        eps: eps as f32,
+    };
+    let [wex, wix, wei] = [wex, wix, wei].map(Tensor::into_dispatch);
+    let [alpha, gain, bias] = [alpha, gain, bias].map(Tensor::into_dispatch);
+    call_host(op, [x.into_dispatch(), wex, wix, wei, alpha, gain, bias])
+}
+
+/// A plain convolution with bias, `y = conv(x, W) + b`. Inputs `x (B, C, H, W)`, the
+/// filters flattened `W (C_out, C·kh·kw)`, `b (C_out)`; output `(B, C_out, OH, OW)`.
+/// Kernels: [`super::cpu::conv`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ConvAffine {
+    pub conv: Conv2d,
+}
+
+/// [`ConvAffine`] fused on the host, else `plain`.
+pub fn conv_affine(
+    x: Tensor<4>,
+    weight: Tensor<2>,
+    bias: Tensor<1>,
+    conv: Conv2d,
+    plain: impl FnOnce(Tensor<4>, Tensor<2>, Tensor<1>) -> Tensor<4>,
+) -> Tensor<4> {
+    if !fuses_on_host(&places!(x, weight, bias)) {
+        return plain(x, weight, bias);
+    }
+    let op = ConvAffine { conv };
+    call_host(
+        op,
+        [
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        ],
+    )
+}
+
+/// `max(0, x)` then max-pooling of `size` (kernel = stride, floor) on `x (B, C, H, W)`.
+/// Kernels: [`super::cpu::pool`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReluMaxPool {
+    pub size: usize,
+}
+
+/// [`ReluMaxPool`] fused on the host, else `plain`.
+pub fn relu_max_pool(
+    x: Tensor<4>,
+    size: usize,
+    plain: impl FnOnce(Tensor<4>) -> Tensor<4>,
+) -> Tensor<4> {
+    if !fuses_on_host(&places!(x)) {
+        return plain(x);
+    }
+    call_host(ReluMaxPool { size }, [x.into_dispatch()])
 }

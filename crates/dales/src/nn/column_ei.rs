@@ -43,6 +43,18 @@ impl ColumnEiConfig {
 
     /// A [`ColumnEiDense`] layer initialised as in spec A2.3.
     pub fn init(&self, rng: &mut InitRng, device: &Device) -> Result<ColumnEiDense> {
+        self.init_split(self.split(), rng, device)
+    }
+
+    /// As [`ColumnEiConfig::init`], with the inputs split explicitly into `ne` excitatory
+    /// then `ni` inhibitory ones (after a ColumnEI convolution: its inhibitory channels'
+    /// features); the first layer ignores the split (all excitatory).
+    pub fn init_split(
+        &self,
+        (ne, ni): (usize, usize),
+        rng: &mut InitRng,
+        device: &Device,
+    ) -> Result<ColumnEiDense> {
         if self.n_in == 0 {
             return Err(Error::config("n_in", 0, "at least 1 input"));
         }
@@ -52,7 +64,12 @@ impl ColumnEiConfig {
         if !self.first_layer && self.ratio == 0 {
             return Err(Error::config("ratio", 0, "an E:I ratio of at least 1"));
         }
-        let (ne, ni) = self.split();
+        let (ne, ni) = if self.first_layer {
+            (self.n_in, 0)
+        } else {
+            (ne, ni)
+        };
+        assert_eq!(ne + ni, self.n_in, "the split covers the inputs");
         if !self.first_layer && (ne == 0 || ni == 0) {
             return Err(Error::config(
                 "n_in",

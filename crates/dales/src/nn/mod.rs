@@ -3,6 +3,9 @@
 pub mod arun;
 pub mod colei_rnn;
 pub mod column_ei;
+pub mod conv;
+pub mod conv_dann;
+pub mod convnet;
 pub mod dann;
 pub mod dann_rnn;
 pub mod dense;

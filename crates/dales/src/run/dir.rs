@@ -9,9 +9,11 @@ use dales_data::task::Task;
 use super::metrics::{EpochRecord, StepEvaluation, Summary, read_evaluations, read_metrics};
 use crate::checkpoint::load_mlp;
 use crate::config::TrainConfig;
+use crate::conv_run::load_conv;
 use crate::device::DeviceChoice;
 use crate::error::{Error, Result};
 use crate::learner::{ModelSpec, load_seq};
+use crate::nn::convnet::{ConvConfig, ConvNet};
 use crate::nn::recurrent_net::{RecurrentConfig, RecurrentNet};
 use crate::nn::seq::{SeqClassifier, SeqConfig, SeqKind};
 use crate::nn::{Mlp, MlpConfig, ModelKind};
@@ -23,7 +25,7 @@ pub mod files {
     pub const CONFIG: &str = "config.toml";
     /// Role → rule table.
     pub const RULES: &str = "rules.txt";
-    /// Model, `dales-ff/1`, `dales-seq/1` or `dales-rnn/1`.
+    /// Model, `dales-ff/1`, `dales-conv/1`, `dales-seq/1` or `dales-rnn/1`.
     pub const CHECKPOINT: &str = "checkpoint.safetensors";
     /// Model + optimiser + progress.
     pub const RESUME: &str = "resume.safetensors";
@@ -60,6 +62,8 @@ pub enum AnyConfig {
     Sequence(TrainConfig<SeqConfig>),
     /// The recurrent E/I networks of the spectral paper (`kind = "recurrent"`).
     Recurrent(TrainConfig<RecurrentConfig>),
+    /// Convolutional networks on images (`kind = "conv"`).
+    Conv(TrainConfig<ConvConfig>),
 }
 
 /// `$body` with `$c` bound to the [`TrainConfig`] of any family.
@@ -69,6 +73,7 @@ macro_rules! each_family {
             AnyConfig::FeedForward($c) => $body,
             AnyConfig::Sequence($c) => $body,
             AnyConfig::Recurrent($c) => $body,
+            AnyConfig::Conv($c) => $body,
         }
     };
 }
@@ -102,7 +107,9 @@ impl AnyConfig {
             .get("model")
             .and_then(|m| m.get("kind"))
             .and_then(|k| k.as_str());
-        if kind == Some("recurrent") {
+        if kind == Some("conv") {
+            Ok(AnyConfig::Conv(TrainConfig::from_toml(&text, path)?))
+        } else if kind == Some("recurrent") {
             Ok(AnyConfig::Recurrent(TrainConfig::from_toml(&text, path)?))
         } else if kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()) {
             Ok(AnyConfig::Sequence(TrainConfig::from_toml(&text, path)?))
@@ -278,6 +285,17 @@ impl RunDir {
         let device = config.device.device()?;
         let path = self.dir.join(files::CHECKPOINT);
         let model = load_recurrent(&path, Some(&config.model), &device)?;
+        Ok((config, model))
+    }
+
+    /// The checkpoint of a convolutional run, checked against its configuration.
+    pub fn conv(&self) -> Result<(&TrainConfig<ConvConfig>, ConvNet)> {
+        let AnyConfig::Conv(config) = &self.config else {
+            return Err(self.not_a("convolutional"));
+        };
+        let device = config.device.device()?;
+        let path = self.dir.join(files::CHECKPOINT);
+        let model = load_conv(&path, Some(&config.model), &device)?;
         Ok((config, model))
     }
 

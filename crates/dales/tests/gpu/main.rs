@@ -40,6 +40,19 @@ fn cpu() -> Device {
 // tolerances as the CPU (`reference.rs`).
 
 #[test]
+fn conv_nets_match_reference_on_gpu() {
+    use dales::nn::convnet::ConvFamily;
+    for (kind, family) in [
+        ("conv_dann", ConvFamily::Dann),
+        ("conv_dann_nocorr", ConvFamily::DannNocorr),
+        ("conv_standard", ConvFamily::Standard),
+        ("conv_columnei", ConvFamily::ColumnEi),
+    ] {
+        common::conv::check_reference(kind, family, &gpu());
+    }
+}
+
+#[test]
 fn mlp_matches_reference_on_gpu() {
     common::reference::check_kind("mlp", &gpu());
 }

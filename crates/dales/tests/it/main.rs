@@ -9,6 +9,7 @@ mod arun;
 mod checkpoint;
 mod config_errors;
 mod config_file;
+mod conv;
 mod dngd;
 mod fused;
 mod fused_sequence;

@@ -244,7 +244,7 @@ fn dataset_and_model_must_agree() {
 fn memory_estimate_counts_the_parameters_of_every_preset() {
     use dales::learner::ModelSpec;
     use dales::nn::Parameterised;
-    use dales::presets::{PRESETS, RECURRENT_PRESETS, SEQ_PRESETS};
+    use dales::presets::{CONV_PRESETS, PRESETS, RECURRENT_PRESETS, SEQ_PRESETS};
     use dales::run::AnyConfig;
 
     fn ratio<M: ModelSpec>(model: &M, width: usize) -> f64 {
@@ -258,7 +258,11 @@ fn memory_estimate_counts_the_parameters_of_every_preset() {
             .sum();
         model.size(width).parameters / actual as f64
     }
-    let names = PRESETS.iter().chain(&SEQ_PRESETS).chain(&RECURRENT_PRESETS);
+    let names = PRESETS
+        .iter()
+        .chain(&SEQ_PRESETS)
+        .chain(&RECURRENT_PRESETS)
+        .chain(&CONV_PRESETS);
     for name in names {
         let r = match AnyConfig::preset(name).unwrap() {
             AnyConfig::FeedForward(mut c) => {
@@ -268,6 +272,10 @@ fn memory_estimate_counts_the_parameters_of_every_preset() {
             AnyConfig::Sequence(c) => {
                 let width = c.model.generated().unwrap().map_or(1, |(t, _)| t.width());
                 ratio(&c.model, width)
+            }
+            AnyConfig::Conv(mut c) => {
+                c.model.prepare(Some(0.286));
+                ratio(&c.model, c.model.in_shape.iter().product())
             }
             AnyConfig::Recurrent(c) => {
                 let width = c

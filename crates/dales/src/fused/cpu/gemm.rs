@@ -285,9 +285,12 @@ fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
     match kernel {
         // A · Wᵀ: the forward product.
         skinny::Kernel::Dot => large(k) && (!wide || small(m)),
-        // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k).
+        // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k). Each tile of
+        // rows streams all of B past its registers, which pays while B stays in cache: up to
+        // 2 MiB (a convolution's weight gradient sums over B·P patches, k in the tens of
+        // thousands, and there the packed GEMM is several times faster).
         skinny::Kernel::Broadcast => {
-            small(m) && large(k) && (!wide || large(n))
+            small(m) && large(k) && (!wide || large(n)) && k * n <= 1 << 19
                 || !wide && small(k) && large(n)
                 || wide && m <= 64 && !large(k) && !large(n)
         }

@@ -5,9 +5,11 @@
 pub(crate) mod affine;
 pub(crate) mod arun_seq;
 pub(crate) mod controller;
+pub(crate) mod conv;
 pub(crate) mod dann;
 pub(crate) mod gamma;
 pub mod gemm;
+pub(crate) mod pool;
 pub(crate) mod sequence;
 pub(crate) mod simd;
 pub(crate) mod skinny;

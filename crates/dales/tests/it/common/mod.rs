@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod controller;
+pub mod conv;
 pub mod dann;
 pub mod reference;
 pub mod sequence;
