@@ -467,3 +467,56 @@ fn copy_task_run_trains_evaluates_and_is_refused_by_image_commands() {
         );
     }
 }
+
+/// A conv DANN and a ColumnEI convnet from a config file on 6×6 images: they train, write
+/// `dales-conv/1` checkpoints, evaluate (with logits), resume, and a bad layer names its key.
+#[test]
+fn conv_runs_train_evaluate_and_resume() {
+    let dir = temp("conv");
+    let data = synthetic(&dir, 64);
+    for family in ["dann", "columnei"] {
+        let config = dir.join(format!("conv_{family}.toml"));
+        let toml = format!(
+            "seed = 3\nepochs = 2\nbatch_size = 8\n\n[data]\ndir = \"{}\"\n\n[model]\nkind = \
+             \"conv\"\nfamily = \"{family}\"\nin_shape = [1, 6, 6]\ndense = [[8, 2]]\nn_out = 4\n\n\
+             [[model.conv]]\nc_e = 4\nc_i = 2\nkernel = [3, 3]\npadding = [1, 1]\npool = 2\n\n\
+             [optim]\nlr = 0.02\n",
+            data.display()
+        );
+        std::fs::write(&config, toml).unwrap();
+        let out = dir.join(family);
+        train_config(&config, &out);
+        let bytes = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+        let (_, meta) = dales::checkpoint::decode(&out, &bytes).unwrap();
+        assert_eq!(meta["format"], "dales-conv/1");
+        assert_eq!(meta["kind"], format!("conv_{family}"));
+        let logits = dir.join(format!("{family}.json"));
+        let o = dales(&[
+            "eval",
+            out.to_str().unwrap(),
+            "--logits-out",
+            logits.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("conv_{family} model")),
+            "{}",
+            text(&o)
+        );
+        let o = dales(&["train", "--resume", out.to_str().unwrap(), "--epochs", "3"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+        assert_eq!(summary["epochs_done"], 3, "{summary}");
+    }
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[model]\nkind = \"conv\"\nfamily = \"dann\"\n\n[[model.conv]]\nc_e = 4\nc_i = 0\nkernel = \
+         [3, 3]\n\n[optim]\nlr = 0.1\n",
+    )
+    .unwrap();
+    let o = dales(&["train", "--config", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("model.conv[0].c_i"), "{}", text(&o));
+}

@@ -178,6 +178,20 @@ fn reproductions_parse() {
         ]
     );
     assert_eq!((e.seeds, e.epochs), (3, Some(50)));
+    let e = dales::reproduce::Experiment::named("dann2021-conv").unwrap();
+    assert_eq!(
+        e.presets,
+        [
+            "conv-dann",
+            "conv-standard",
+            "conv-columnei",
+            "conv-dann-nocorr"
+        ]
+    );
+    assert_eq!(
+        e.preset_names(true).unwrap(),
+        ["vgg16-dann", "vgg16-standard"]
+    );
 }
 
 #[test]
@@ -199,6 +213,9 @@ fn shipped_configs_parse() {
         }
         if name.starts_with("seq_") {
             TrainConfig::<SeqConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+        } else if name.starts_with("conv_") {
+            TrainConfig::<dales::nn::convnet::ConvConfig>::from_file(&path)
+                .unwrap_or_else(|e| panic!("{e}"));
         } else {
             TrainConfig::<MlpConfig>::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
         }
@@ -210,6 +227,12 @@ fn shipped_configs_parse() {
     assert_eq!(
         file, preset,
         "configs/dann_fashion.toml must equal the dann preset"
+    );
+    let preset = TrainConfig::conv_preset("conv-dann").unwrap();
+    let file = TrainConfig::from_file(&dir.join("conv_dann_fashion.toml")).unwrap();
+    assert_eq!(
+        file, preset,
+        "configs/conv_dann_fashion.toml must equal the conv-dann preset"
     );
     let preset = TrainConfig::sequence_preset("arun-small").unwrap();
     let file = TrainConfig::from_file(&dir.join("seq_arun_small.toml")).unwrap();

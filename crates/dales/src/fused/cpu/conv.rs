@@ -22,7 +22,7 @@ use burn::backend::ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::dann::{self, Params};
-use super::{affine, dims2, f32s, host};
+use super::{affine, dims2, f32s, host, written_rows};
 use crate::fused::autodiff::Kernel;
 use crate::fused::ops::{Conv2d, ConvAffine, ConvDannLayer};
 
@@ -146,16 +146,14 @@ pub fn col2im(g: &Geometry, dcols: &[f32]) -> Vec<f32> {
 pub fn rows_to_images(rows: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
     let block = pixels * n;
     assert_eq!(rows.len(), batch * block, "rows are (B·P, n)");
-    let mut out = vec![0.0; rows.len()];
-    out.par_chunks_mut(block.max(1))
-        .zip(rows.par_chunks(block.max(1)))
-        .for_each(|(image, rows)| {
-            for (p, row) in rows.chunks_exact(n).enumerate() {
-                for (k, v) in row.iter().enumerate() {
-                    image[k * pixels + p] = *v;
-                }
+    let [out] = written_rows::<1>([batch, block], 1, |b, [image]| {
+        let rows = &rows[b * block..(b + 1) * block];
+        for (p, row) in rows.chunks_exact(n).enumerate() {
+            for (k, v) in row.iter().enumerate() {
+                image[k * pixels + p].write(*v);
             }
-        });
+        }
+    });
     out
 }
 
@@ -163,16 +161,14 @@ pub fn rows_to_images(rows: &[f32], batch: usize, pixels: usize, n: usize) -> Ve
 pub fn images_to_rows(images: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
     let block = pixels * n;
     assert_eq!(images.len(), batch * block, "images are (B, n, P)");
-    let mut out = vec![0.0; images.len()];
-    out.par_chunks_mut(block.max(1))
-        .zip(images.par_chunks(block.max(1)))
-        .for_each(|(rows, image)| {
-            for (p, row) in rows.chunks_exact_mut(n).enumerate() {
-                for (k, v) in row.iter_mut().enumerate() {
-                    *v = image[k * pixels + p];
-                }
+    let [out] = written_rows::<1>([batch, block], 1, |b, [rows]| {
+        let image = &images[b * block..(b + 1) * block];
+        for (p, row) in rows.chunks_exact_mut(n).enumerate() {
+            for (k, v) in row.iter_mut().enumerate() {
+                v.write(image[k * pixels + p]);
             }
-        });
+        }
+    });
     out
 }
 

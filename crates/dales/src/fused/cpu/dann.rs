@@ -21,9 +21,10 @@ use std::sync::Arc;
 use burn::backend::NdArray;
 use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
+use rayon::prelude::*;
 
 use super::gemm::{View, matmul, matmul_strided, product_new};
-use super::{f32s, host};
+use super::{f32s, host, written_rows};
 use crate::fused::autodiff::Kernel;
 use crate::fused::ops::DannLayer;
 
@@ -132,26 +133,26 @@ pub fn forward(dims: Dims, x: &[f32], p: Params) -> (Vec<f32>, Saved) {
         false,
     );
 
-    let mut zhat = vec![0.0; b * ne];
-    let mut gamma = vec![0.0; b * ne];
-    let mut z = vec![0.0; b * ne];
+    // ẑ, γ and z row by row, in blocks of rows on rayon's threads.
     let eps = p.eps;
-    for row in 0..b {
-        let ze = &z_cat[row * width..row * width + ne];
-        let sub = &pm[row * 2 * ne..row * 2 * ne + ne];
-        let shunt = &pm[row * 2 * ne + ne..(row + 1) * 2 * ne];
-        let out = row * ne..(row + 1) * ne;
-        for (j, ((zh, ga), zo)) in zhat[out.clone()]
-            .iter_mut()
-            .zip(&mut gamma[out.clone()])
-            .zip(&mut z[out])
+    let [zhat, gamma, z] = written_rows::<3>([b, ne], ROWS, |row0, [zhat, gamma, z]| {
+        for (r, ((zhat, gamma), z)) in zhat
+            .chunks_exact_mut(ne)
+            .zip(gamma.chunks_exact_mut(ne))
+            .zip(z.chunks_exact_mut(ne))
             .enumerate()
         {
-            *zh = ze[j] - sub[j];
-            *ga = shunt[j] + eps;
-            *zo = p.gain[j] * *zh / *ga + p.bias[j];
+            let row = row0 + r;
+            let ze = &z_cat[row * width..row * width + ne];
+            let (sub, shunt) = pm[row * 2 * ne..(row + 1) * 2 * ne].split_at(ne);
+            for j in 0..ne {
+                let (zh, ga) = (ze[j] - sub[j], shunt[j] + eps);
+                zhat[j].write(zh);
+                gamma[j].write(ga);
+                z[j].write(p.gain[j] * zh / ga + p.bias[j]);
+            }
         }
-    }
+    });
     let saved = Saved {
         dims,
         m,
@@ -180,21 +181,41 @@ pub fn backward(
     assert_eq!(wix.len(), ni * d, "Wix is (ni, d)");
     assert_eq!(dz.len(), b * ne, "dz is (B, ne)");
 
-    let mut dbias = vec![0.0; ne];
-    let mut dgain = vec![0.0; ne];
-    // dP = [−dẑ, dγ] (B, 2 ne); dZ = [dẑ, dzi] (B, ne + ni), its dzi block filled below.
+    // dP = [−dẑ, dγ] (B, 2 ne); dZ = [dẑ, dzi] (B, ne + ni), its dzi block filled below; the
+    // sums db and dg per block of rows, added in block order (the same at any thread count).
     let mut dp = vec![0.0; b * 2 * ne];
     let mut dz_cat = vec![0.0; b * width];
-    for row in 0..b {
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = dp
+        .par_chunks_mut(ROWS * 2 * ne)
+        .zip(dz_cat.par_chunks_mut(ROWS * width))
+        .enumerate()
+        .map(|(block, (dp, dz_cat))| {
+            let (mut db, mut dg) = (vec![0.0f32; ne], vec![0.0f32; ne]);
+            for (r, (dp, dz_cat)) in dp
+                .chunks_exact_mut(2 * ne)
+                .zip(dz_cat.chunks_exact_mut(width))
+                .enumerate()
+            {
+                let row = block * ROWS + r;
+                for j in 0..ne {
+                    let i = row * ne + j;
+                    let r = saved.zhat[i] / saved.gamma[i];
+                    db[j] += dz[i];
+                    dg[j] += dz[i] * r;
+                    let dzhat = dz[i] * saved.gain[j] / saved.gamma[i];
+                    dp[j] = -dzhat;
+                    dp[ne + j] = -dzhat * r;
+                    dz_cat[j] = dzhat;
+                }
+            }
+            (db, dg)
+        })
+        .collect();
+    let (mut dbias, mut dgain) = (vec![0.0; ne], vec![0.0; ne]);
+    for (db, dg) in &partial {
         for j in 0..ne {
-            let i = row * ne + j;
-            let r = saved.zhat[i] / saved.gamma[i];
-            dbias[j] += dz[i];
-            dgain[j] += dz[i] * r;
-            let dzhat = dz[i] * saved.gain[j] / saved.gamma[i];
-            dp[row * 2 * ne + j] = -dzhat;
-            dp[row * 2 * ne + ne + j] = -dzhat * r;
-            dz_cat[row * width + j] = dzhat;
+            dbias[j] += db[j];
+            dgain[j] += dg[j];
         }
     }
 
@@ -242,6 +263,10 @@ pub fn backward(
         bias: dbias,
     }
 }
+
+/// Rows per rayon task in the element-wise passes (a dense layer's batch is one block; a
+/// convolution's `B·P` patches are many).
+const ROWS: usize = 512;
 
 /// The forward's inputs `x`, `Wex`, `Wix` and intermediates.
 type DannSaved = (NdArrayTensor, NdArrayTensor, NdArrayTensor, Arc<Saved>);

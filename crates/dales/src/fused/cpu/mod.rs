@@ -17,10 +17,12 @@ pub(crate) mod tanh;
 pub(crate) mod update;
 
 use std::borrow::Cow;
+use std::mem::MaybeUninit;
 
 use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
 use burn::tensor::{Element, TensorData};
+use rayon::prelude::*;
 
 /// The float types the host kernels read from NdArray tensors.
 pub(crate) trait HostFloat: Element {
@@ -68,4 +70,41 @@ pub(crate) fn host<E: Element>(values: Vec<E>, shape: &[usize]) -> NdArrayTensor
 pub(crate) fn dims2(t: &NdArrayTensor) -> [usize; 2] {
     let shape = t.shape();
     [shape[0], shape[1]]
+}
+
+/// `N` row-major buffers of `rows × cols` entries written block by block by `fill(first row,
+/// the block's uninitialised entries in each buffer)`, which must write every entry; the blocks
+/// of `block` rows run on rayon's threads, and nothing is zeroed first (for large buffers that
+/// a pass overwrites, zeroing costs as much as the pass).
+pub(crate) fn written_rows<const N: usize>(
+    [rows, cols]: [usize; 2],
+    block: usize,
+    fill: impl Fn(usize, [&mut [MaybeUninit<f32>]; N]) + Sync,
+) -> [Vec<f32>; N] {
+    let mut out: [Vec<f32>; N] = std::array::from_fn(|_| Vec::with_capacity(rows * cols));
+    let chunk = (block * cols).max(1);
+    let mut blocks: Vec<Vec<&mut [MaybeUninit<f32>]>> = Vec::new();
+    for v in out.iter_mut() {
+        for (k, c) in v.spare_capacity_mut()[..rows * cols]
+            .chunks_mut(chunk)
+            .enumerate()
+        {
+            if blocks.len() <= k {
+                blocks.push(Vec::with_capacity(N));
+            }
+            blocks[k].push(c);
+        }
+    }
+    blocks.into_par_iter().enumerate().for_each(|(k, parts)| {
+        let parts: [&mut [MaybeUninit<f32>]; N] = parts
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one part per buffer"));
+        fill(k * block, parts);
+    });
+    for v in out.iter_mut() {
+        // SAFETY: `fill` wrote every entry of every block, which together cover the first
+        // rows × cols entries.
+        unsafe { v.set_len(rows * cols) };
+    }
+    out
 }
