@@ -251,22 +251,13 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             let name = format!("rowseq_{}_1x100", cell.name());
             let ms = time_recurrent_steps(&config, 28, [warmup, steps], &device, args.settings())
                 .with_context(|| format!("timing {name}"))?;
-            let sorted = {
-                let mut v = ms.clone();
-                v.sort_by(f64::total_cmp);
-                v
-            };
-            let median = sorted[sorted.len() / 2];
-            let p90 = sorted[(0.9 * (sorted.len() - 1) as f64) as usize];
-            let per_s = batch as f64 * 1e3 / median;
-            say(format!(
-                "{name:<28} {batch:>6} {median:>10.3} {p90:>10.3} {per_s:>12.1}"
-            ));
-            results.push(json!({
-                "name": name, "device": args.device, "batch": batch, "steps": ms.len(),
-                "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
+            let (line, mut result) = model_timing(&name, batch, &ms, &args.device);
+            say(line);
+            let extra = json!({
                 "model": cell.name(), "task": "row-sequential 28x28", "layers": 1, "hidden": 100,
-            }));
+            });
+            merge(&mut result, extra);
+            results.push(result);
         }
     }
 
@@ -277,22 +268,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             let name = config.model.name();
             let ms = time_conv_steps(&config, [warmup, steps], &device, args.settings())
                 .with_context(|| format!("timing {name}"))?;
-            let sorted = {
-                let mut v = ms.clone();
-                v.sort_by(f64::total_cmp);
-                v
-            };
-            let median = sorted[sorted.len() / 2];
-            let p90 = sorted[(0.9 * (sorted.len() - 1) as f64) as usize];
-            let per_s = batch as f64 * 1e3 / median;
-            say(format!(
-                "{name:<28} {batch:>6} {median:>10.3} {p90:>10.3} {per_s:>12.1}"
-            ));
-            results.push(json!({
-                "name": name, "device": args.device, "batch": batch, "steps": ms.len(),
-                "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
-                "model": name, "arch": "conv32-pool-conv64-pool-dense256-10 (DANN: 3/6/25/1 I)",
-            }));
+            let (line, mut result) = model_timing(&name, batch, &ms, &args.device);
+            say(line);
+            let arch = "conv32-pool-conv64-pool-dense256-10 (DANN: 3/6/25/1 I)";
+            merge(&mut result, json!({ "model": name, "arch": arch }));
+            results.push(result);
         }
     }
 
@@ -331,6 +311,28 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         println!("{out}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The table line and the JSON result of a case timed as whole steps of `ms` milliseconds.
+fn model_timing(name: &str, batch: usize, ms: &[f64], device: &str) -> (String, serde_json::Value) {
+    let mut sorted = ms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let p90 = sorted[(0.9 * (sorted.len() - 1) as f64) as usize];
+    let per_s = batch as f64 * 1e3 / median;
+    let line = format!("{name:<28} {batch:>6} {median:>10.3} {p90:>10.3} {per_s:>12.1}");
+    let result = json!({
+        "name": name, "device": device, "batch": batch, "steps": ms.len(),
+        "median_ms": median, "p90_ms": p90, "samples_per_s": per_s,
+    });
+    (line, result)
+}
+
+/// Add the fields of the object `extra` to the object `into`.
+fn merge(into: &mut serde_json::Value, extra: serde_json::Value) {
+    if let (Some(into), serde_json::Value::Object(extra)) = (into.as_object_mut(), extra) {
+        into.extend(extra);
+    }
 }
 
 fn step_json(t: &StepTiming, args: &BenchArgs, peak: f64) -> serde_json::Value {

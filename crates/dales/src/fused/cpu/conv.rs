@@ -21,7 +21,7 @@ use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::dann::{self, Params};
+use super::dann;
 use super::{affine, dims2, f32s, host, written_rows};
 use crate::fused::autodiff::Kernel;
 use crate::fused::ops::{Conv2d, ConvAffine, ConvDannLayer};
@@ -178,10 +178,10 @@ fn geometry(conv: Conv2d, x: &NdArrayTensor) -> Geometry {
     Geometry::new(conv, [s[0], s[1], s[2], s[3]])
 }
 
-/// The image gradient from patch gradients, when asked for.
-fn image_grad(g: &Geometry, dcols: Option<Vec<f32>>) -> Option<NdArrayTensor> {
+/// The image gradient `(B, C, H, W)` from patch gradients.
+fn image(g: &Geometry, dcols: &[f32]) -> NdArrayTensor {
     let [h, w] = g.size;
-    dcols.map(|d| host(col2im(g, &d), &[g.batch, g.channels, h, w]))
+    host(col2im(g, dcols), &[g.batch, g.channels, h, w])
 }
 
 /// What the conv DANN layer's backward needs: the geometry, the patches, `Wex`, `Wix` and
@@ -210,18 +210,8 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
             ne: wex.shape()[0],
             ni: wix.shape()[0],
         };
-        let [xv, wexv, wixv, weiv, alphav, gainv, biasv] = inputs.each_ref().map(f32s);
-        let cols = im2col(&g, &xv);
-        let params = Params {
-            wex: &wexv,
-            wix: &wixv,
-            wei: &weiv,
-            alpha: &alphav,
-            gain: &gainv,
-            bias: &biasv,
-            eps: self.eps,
-        };
-        let (z, saved) = dann::forward(dims, &cols, params);
+        let cols = im2col(&g, &f32s(x));
+        let (z, saved) = dann::forward_inputs(dims, &cols, &inputs, self.eps);
         let z = rows_to_images(&z, g.batch, g.pixels(), dims.ne);
         let shape = [g.batch, dims.ne, g.out[0], g.out[1]];
         let saved = save.then(|| (g, Arc::new(cols), wex.clone(), wix.clone(), Arc::new(saved)));
@@ -234,19 +224,10 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
         dz: NdArrayTensor,
         need: [bool; 7],
     ) -> [Option<NdArrayTensor>; 7] {
-        let [ne, d] = dims2(&wex);
-        let ni = dims2(&wix)[0];
+        let ne = dims2(&wex)[0];
         let dz = images_to_rows(&f32s(&dz), g.batch, g.pixels(), ne);
-        let grads = dann::backward(&saved, &cols, [&f32s(&wex), &f32s(&wix)], &dz, need[0]);
-        [
-            image_grad(&g, grads.x),
-            Some(host(grads.wex, &[ne, d])),
-            Some(host(grads.wix, &[ni, d])),
-            Some(host(grads.wei, &[ne, ni])),
-            Some(host(grads.alpha, &[ni])),
-            Some(host(grads.gain, &[ne])),
-            Some(host(grads.bias, &[ne])),
-        ]
+        let dx = |dcols: Vec<f32>| image(&g, &dcols);
+        dann::backward_outputs(&saved, &cols, [&wex, &wix], &dz, (need[0], dx))
     }
 }
 
@@ -278,7 +259,7 @@ impl Kernel<NdArray, 3> for ConvAffine {
         let dy = images_to_rows(&f32s(&dy), g.batch, g.pixels(), n);
         let grads = affine::backward(&cols, &f32s(&weight), &dy, [g.rows(), d, n], need[0]);
         [
-            image_grad(&g, grads.x),
+            grads.x.map(|d| image(&g, &d)),
             Some(host(grads.weight, &[n, d])),
             Some(host(grads.bias, &[n])),
         ]

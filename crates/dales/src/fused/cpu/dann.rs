@@ -271,6 +271,50 @@ const ROWS: usize = 512;
 /// The forward's inputs `x`, `Wex`, `Wix` and intermediates.
 type DannSaved = (NdArrayTensor, NdArrayTensor, NdArrayTensor, Arc<Saved>);
 
+/// [`forward`] on rows `x` with the parameters read from the op's tensor inputs `[_, Wex,
+/// Wix, Wei, α, g, b]` (the first, the input, is not read): shared by the dense and the conv
+/// layer.
+pub(crate) fn forward_inputs(
+    dims: Dims,
+    x: &[f32],
+    inputs: &[NdArrayTensor; 7],
+    eps: f32,
+) -> (Vec<f32>, Saved) {
+    let [_, wex, wix, wei, alpha, gain, bias] = inputs.each_ref().map(f32s);
+    let params = Params {
+        wex: &wex,
+        wix: &wix,
+        wei: &wei,
+        alpha: &alpha,
+        gain: &gain,
+        bias: &bias,
+        eps,
+    };
+    forward(dims, x, params)
+}
+
+/// [`backward`] with `Wex`, `Wix` as tensors, and its gradients as the op's outputs; the
+/// input's gradient (when `need_x`) shaped by `dx`.
+pub(crate) fn backward_outputs(
+    saved: &Saved,
+    x: &[f32],
+    [wex, wix]: [&NdArrayTensor; 2],
+    dz: &[f32],
+    (need_x, dx): (bool, impl FnOnce(Vec<f32>) -> NdArrayTensor),
+) -> [Option<NdArrayTensor>; 7] {
+    let Dims { d, ne, ni, .. } = saved.dims;
+    let g = backward(saved, x, [&f32s(wex), &f32s(wix)], dz, need_x);
+    [
+        g.x.map(dx),
+        Some(host(g.wex, &[ne, d])),
+        Some(host(g.wix, &[ni, d])),
+        Some(host(g.wei, &[ne, ni])),
+        Some(host(g.alpha, &[ni])),
+        Some(host(g.gain, &[ne])),
+        Some(host(g.bias, &[ne])),
+    ]
+}
+
 impl Kernel<NdArray, 7> for DannLayer {
     type Saved = DannSaved;
 
@@ -286,17 +330,7 @@ impl Kernel<NdArray, 7> for DannLayer {
             ne: wex.shape()[0],
             ni: wix.shape()[0],
         };
-        let [xv, wexv, wixv, weiv, alphav, gainv, biasv] = inputs.each_ref().map(f32s);
-        let params = Params {
-            wex: &wexv,
-            wix: &wixv,
-            wei: &weiv,
-            alpha: &alphav,
-            gain: &gainv,
-            bias: &biasv,
-            eps: self.eps,
-        };
-        let (z, saved) = forward(dims, &xv, params);
+        let (z, saved) = forward_inputs(dims, &f32s(x), &inputs, self.eps);
         let saved = save.then(|| (x.clone(), wex.clone(), wix.clone(), Arc::new(saved)));
         (host(z, &[dims.b, dims.ne]), saved)
     }
@@ -307,22 +341,9 @@ impl Kernel<NdArray, 7> for DannLayer {
         dz: NdArrayTensor,
         need: [bool; 7],
     ) -> [Option<NdArrayTensor>; 7] {
-        let Dims { b, d, ne, ni } = saved.dims;
-        let g = backward(
-            &saved,
-            &f32s(&x),
-            [&f32s(&wex), &f32s(&wix)],
-            &f32s(&dz),
-            need[0],
-        );
-        [
-            g.x.map(|dx| host(dx, &[b, d])),
-            Some(host(g.wex, &[ne, d])),
-            Some(host(g.wix, &[ni, d])),
-            Some(host(g.wei, &[ne, ni])),
-            Some(host(g.alpha, &[ni])),
-            Some(host(g.gain, &[ne])),
-            Some(host(g.bias, &[ne])),
-        ]
+        let Dims { b, d, .. } = saved.dims;
+        let dz = f32s(&dz);
+        let dx = |dx| host(dx, &[b, d]);
+        backward_outputs(&saved, &f32s(&x), [&wex, &wix], &dz, (need[0], dx))
     }
 }
