@@ -103,6 +103,10 @@ pub struct DataConfig {
     /// the DANN paper's loader).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub augment: Option<Augment>,
+    /// Train on the first this many training images only (after the validation split; absent:
+    /// all), as the reference's `--limit-train`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_train: Option<usize>,
 }
 
 fn default_shuffle() -> bool {
@@ -117,6 +121,7 @@ impl Default for DataConfig {
             shuffle: default_shuffle(),
             eval_every: None,
             augment: None,
+            limit_train: None,
         }
     }
 }
@@ -225,6 +230,9 @@ impl<M: ModelSpec> TrainConfig<M> {
         }
         if self.batch_size == 0 {
             return Err(Error::config("batch_size", 0, "at least 1"));
+        }
+        if self.data.limit_train == Some(0) {
+            return Err(Error::config("data.limit_train", 0, "at least 1 image"));
         }
         if self.data.eval_every == Some(0) {
             return Err(Error::config("data.eval_every", 0, "at least 1 update"));

@@ -34,6 +34,13 @@ impl Dataset {
                      sequences",
                 ));
             }
+            if let Some(n) = config.data.limit_train {
+                return Err(Error::config(
+                    "data.limit_train",
+                    n,
+                    "absent: a task that generates its examples trains on all of them",
+                ));
+            }
             if let Some(augment) = &config.data.augment {
                 augment.check(None)?;
             }
@@ -56,6 +63,17 @@ impl Dataset {
             (train, val, "validation")
         } else {
             (data.train, data.test, "test")
+        };
+        let train = match config.data.limit_train {
+            Some(n) if n > train.len() => {
+                return Err(Error::config(
+                    "data.limit_train",
+                    n,
+                    format!("at most the {} training images", train.len()),
+                ));
+            }
+            Some(n) => train.subset(&(0..n).collect::<Vec<_>>()),
+            None => train,
         };
         let dataset = Dataset {
             pixel_mean: Some(train.pixel_mean()),

@@ -238,6 +238,33 @@ fn dataset_and_model_must_agree() {
     assert!(err.contains("model.n_out") && err.contains('4'), "{err}");
 }
 
+/// `data.limit_train` keeps the first N training images (after the validation split), and a
+/// limit beyond the training set is an error naming the key.
+#[test]
+fn limit_train_keeps_the_first_images() {
+    let data = temp_dir("limit-data");
+    write_idx_dataset(&data, 20, 8, 6, 4, 4);
+    let mut c = config(ModelKind::Mlp, &data, MOMENTUM);
+    c.data.limit_train = Some(7);
+    let d = Dataset::load(&c).unwrap();
+    assert_eq!((d.train.len(), d.eval.len()), (7, 8));
+    let all = {
+        let mut c = c.clone();
+        c.data.limit_train = None;
+        Dataset::load(&c).unwrap()
+    };
+    let (first, kept) = (all.train.batch(&[0, 6]), d.train.batch(&[0, 6]));
+    assert_eq!((first.inputs, first.targets), (kept.inputs, kept.targets));
+    c.data.validation = 5;
+    assert_eq!(Dataset::load(&c).unwrap().train.len(), 7);
+    c.data.limit_train = Some(16);
+    let err = Dataset::load(&c).unwrap_err().to_string();
+    assert!(
+        err.contains("data.limit_train") && err.contains("15"),
+        "{err}"
+    );
+}
+
 /// The memory estimate's parameter count, arithmetic on the configuration, against the
 /// parameters of the model each preset builds.
 #[test]
