@@ -119,14 +119,41 @@ impl Geometry {
     }
 }
 
-/// The patch matrix `cols (B·P, d)` of images `x (B, C, H, W)`; padding reads as 0.
+/// The patch matrix `cols (B·P, d)` of images `x (B, C, H, W)`; padding reads as 0. Every
+/// entry is written once (no zeroing first).
 pub fn im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.image(), "x is (B, C, H, W)");
-    let block = g.pixels() * g.patch();
-    let mut cols = vec![0.0; g.batch * block];
-    cols.par_chunks_mut(block.max(1))
-        .zip(x.par_chunks(g.image().max(1)))
-        .for_each(|(cols, image)| g.each_pair(|to, from| cols[to] = image[from]));
+    let [kh, kw] = g.conv.kernel;
+    let [h, w] = g.size;
+    let [oh_n, ow_n] = g.out;
+    let d = g.patch();
+    let ([cols], _) = written_rows([g.batch, g.pixels() * d], 1, |b, [cols]| {
+        let image = &x[b * g.image()..(b + 1) * g.image()];
+        for c in 0..g.channels {
+            for i in 0..kh {
+                let (rows, first_ih) = g.inside(0, i);
+                for j in 0..kw {
+                    let col = (c * kh + i) * kw + j;
+                    let (inside, first_iw) = g.inside(1, j);
+                    for oh in 0..oh_n {
+                        let src = rows.contains(&oh).then(|| {
+                            let ih = first_ih + (oh - rows.start) * g.conv.stride[0];
+                            (c * h + ih) * w + first_iw
+                        });
+                        for ow in 0..ow_n {
+                            let v = match src {
+                                Some(at) if inside.contains(&ow) => {
+                                    image[at + (ow - inside.start) * g.conv.stride[1]]
+                                }
+                                _ => 0.0,
+                            };
+                            cols[(oh * ow_n + ow) * d + col].write(v);
+                        }
+                    }
+                }
+            }
+        }
+    });
     cols
 }
 
@@ -146,7 +173,7 @@ pub fn col2im(g: &Geometry, dcols: &[f32]) -> Vec<f32> {
 pub fn rows_to_images(rows: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
     let block = pixels * n;
     assert_eq!(rows.len(), batch * block, "rows are (B·P, n)");
-    let [out] = written_rows::<1>([batch, block], 1, |b, [image]| {
+    let ([out], _) = written_rows([batch, block], 1, |b, [image]| {
         let rows = &rows[b * block..(b + 1) * block];
         for (p, row) in rows.chunks_exact(n).enumerate() {
             for (k, v) in row.iter().enumerate() {
@@ -161,7 +188,7 @@ pub fn rows_to_images(rows: &[f32], batch: usize, pixels: usize, n: usize) -> Ve
 pub fn images_to_rows(images: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
     let block = pixels * n;
     assert_eq!(images.len(), batch * block, "images are (B, n, P)");
-    let [out] = written_rows::<1>([batch, block], 1, |b, [rows]| {
+    let ([out], _) = written_rows([batch, block], 1, |b, [rows]| {
         let image = &images[b * block..(b + 1) * block];
         for (p, row) in rows.chunks_exact_mut(n).enumerate() {
             for (k, v) in row.iter_mut().enumerate() {

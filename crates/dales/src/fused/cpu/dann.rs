@@ -21,7 +21,6 @@ use std::sync::Arc;
 use burn::backend::NdArray;
 use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
-use rayon::prelude::*;
 
 use super::gemm::{View, matmul, matmul_strided, product_new};
 use super::{f32s, host, written_rows};
@@ -125,17 +124,14 @@ pub fn forward(dims: Dims, x: &[f32], p: Params) -> (Vec<f32>, Saved) {
         View::new(p.wix, ni, d).t(),
         false,
     );
-    let mut pm = vec![0.0; b * 2 * ne];
-    matmul(
-        &mut pm,
+    let pm = product_new(
         View::columns(&z_cat, b, width, ne, ni),
         View::new(&m, 2 * ne, ni).t(),
-        false,
     );
 
     // ẑ, γ and z row by row, in blocks of rows on rayon's threads.
     let eps = p.eps;
-    let [zhat, gamma, z] = written_rows::<3>([b, ne], ROWS, |row0, [zhat, gamma, z]| {
+    let ([zhat, gamma, z], _) = written_rows([b, ne], ROWS, |row0, [zhat, gamma, z]| {
         for (r, ((zhat, gamma), z)) in zhat
             .chunks_exact_mut(ne)
             .zip(gamma.chunks_exact_mut(ne))
@@ -181,36 +177,24 @@ pub fn backward(
     assert_eq!(wix.len(), ni * d, "Wix is (ni, d)");
     assert_eq!(dz.len(), b * ne, "dz is (B, ne)");
 
-    // dP = [−dẑ, dγ] (B, 2 ne); dZ = [dẑ, dzi] (B, ne + ni), its dzi block filled below; the
-    // sums db and dg per block of rows, added in block order (the same at any thread count).
-    let mut dp = vec![0.0; b * 2 * ne];
-    let mut dz_cat = vec![0.0; b * width];
-    let partial: Vec<(Vec<f32>, Vec<f32>)> = dp
-        .par_chunks_mut(ROWS * 2 * ne)
-        .zip(dz_cat.par_chunks_mut(ROWS * width))
-        .enumerate()
-        .map(|(block, (dp, dz_cat))| {
-            let (mut db, mut dg) = (vec![0.0f32; ne], vec![0.0f32; ne]);
-            for (r, (dp, dz_cat)) in dp
-                .chunks_exact_mut(2 * ne)
-                .zip(dz_cat.chunks_exact_mut(width))
-                .enumerate()
-            {
-                let row = block * ROWS + r;
-                for j in 0..ne {
-                    let i = row * ne + j;
-                    let r = saved.zhat[i] / saved.gamma[i];
-                    db[j] += dz[i];
-                    dg[j] += dz[i] * r;
-                    let dzhat = dz[i] * saved.gain[j] / saved.gamma[i];
-                    dp[j] = -dzhat;
-                    dp[ne + j] = -dzhat * r;
-                    dz_cat[j] = dzhat;
-                }
+    // dP = [−dẑ, dγ] (B, 2 ne), and the sums db and dg per block of rows, added in block order
+    // (the same at any thread count).
+    let ([dp], partial) = written_rows([b, 2 * ne], ROWS, |row0, [dp]| {
+        let (mut db, mut dg) = (vec![0.0f32; ne], vec![0.0f32; ne]);
+        for (r, dp) in dp.chunks_exact_mut(2 * ne).enumerate() {
+            let row = row0 + r;
+            for j in 0..ne {
+                let i = row * ne + j;
+                let r = saved.zhat[i] / saved.gamma[i];
+                db[j] += dz[i];
+                dg[j] += dz[i] * r;
+                let dzhat = dz[i] * saved.gain[j] / saved.gamma[i];
+                dp[j].write(-dzhat);
+                dp[ne + j].write(-dzhat * r);
             }
-            (db, dg)
-        })
-        .collect();
+        }
+        (db, dg)
+    });
     let (mut dbias, mut dgain) = (vec![0.0; ne], vec![0.0; ne]);
     for (db, dg) in &partial {
         for j in 0..ne {
@@ -237,11 +221,20 @@ pub fn backward(
         }
     }
 
-    // dzi = dP · [Wei; S] (B, ni), written into the dzi block of dZ.
+    // dzi = dP · [Wei; S] (B, ni); dZ = [dẑ, dzi] (B, ne + ni) with dẑ = −dP₁.
     let dzi = product_new(View::new(&dp, b, 2 * ne), View::new(&saved.m, 2 * ne, ni));
-    for row in 0..b {
-        dz_cat[row * width + ne..(row + 1) * width].copy_from_slice(&dzi[row * ni..(row + 1) * ni]);
-    }
+    let ([dz_cat], _) = written_rows([b, width], ROWS, |row0, [dz_cat]| {
+        for (r, out) in dz_cat.chunks_exact_mut(width).enumerate() {
+            let row = row0 + r;
+            let (dzhat, dzi_out) = out.split_at_mut(ne);
+            for (o, v) in dzhat.iter_mut().zip(&dp[row * 2 * ne..row * 2 * ne + ne]) {
+                o.write(-v);
+            }
+            for (o, v) in dzi_out.iter_mut().zip(&dzi[row * ni..(row + 1) * ni]) {
+                o.write(*v);
+            }
+        }
+    });
 
     // d[Wex; Wix] = dZᵀ · x (ne + ni, d): Wex's rows first, then Wix's.
     let mut dw = product_new(View::new(&dz_cat, b, width).t(), View::new(x, b, d));

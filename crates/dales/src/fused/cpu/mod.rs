@@ -73,14 +73,15 @@ pub(crate) fn dims2(t: &NdArrayTensor) -> [usize; 2] {
 }
 
 /// `N` row-major buffers of `rows × cols` entries written block by block by `fill(first row,
-/// the block's uninitialised entries in each buffer)`, which must write every entry; the blocks
-/// of `block` rows run on rayon's threads, and nothing is zeroed first (for large buffers that
-/// a pass overwrites, zeroing costs as much as the pass).
-pub(crate) fn written_rows<const N: usize>(
+/// the block's uninitialised entries in each buffer)`, which must write every entry, and what
+/// `fill` returned for each block, in block order; the blocks of `block` rows run on rayon's
+/// threads, and nothing is zeroed first (for large buffers that a pass overwrites, zeroing
+/// costs as much as the pass).
+pub(crate) fn written_rows<const N: usize, R: Send>(
     [rows, cols]: [usize; 2],
     block: usize,
-    fill: impl Fn(usize, [&mut [MaybeUninit<f32>]; N]) + Sync,
-) -> [Vec<f32>; N] {
+    fill: impl Fn(usize, [&mut [MaybeUninit<f32>]; N]) -> R + Sync,
+) -> ([Vec<f32>; N], Vec<R>) {
     let mut out: [Vec<f32>; N] = std::array::from_fn(|_| Vec::with_capacity(rows * cols));
     let chunk = (block * cols).max(1);
     let mut blocks: Vec<Vec<&mut [MaybeUninit<f32>]>> = Vec::new();
@@ -95,16 +96,20 @@ pub(crate) fn written_rows<const N: usize>(
             blocks[k].push(c);
         }
     }
-    blocks.into_par_iter().enumerate().for_each(|(k, parts)| {
-        let parts: [&mut [MaybeUninit<f32>]; N] = parts
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one part per buffer"));
-        fill(k * block, parts);
-    });
+    let results = blocks
+        .into_par_iter()
+        .enumerate()
+        .map(|(k, parts)| {
+            let parts: [&mut [MaybeUninit<f32>]; N] = parts
+                .try_into()
+                .unwrap_or_else(|_| unreachable!("one part per buffer"));
+            fill(k * block, parts)
+        })
+        .collect();
     for v in out.iter_mut() {
         // SAFETY: `fill` wrote every entry of every block, which together cover the first
         // rows × cols entries.
         unsafe { v.set_len(rows * cols) };
     }
-    out
+    (out, results)
 }
