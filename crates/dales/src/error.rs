@@ -162,6 +162,23 @@ impl Error {
         }
     }
 
+    /// The same error with a configuration error's key placed under `at` (a layer's errors
+    /// as `model layer 2: ni`); other errors unchanged.
+    pub fn under(self, at: &str) -> Self {
+        match self {
+            Error::Config {
+                key,
+                value,
+                expected,
+            } => Error::Config {
+                key: format!("{at}: {key}"),
+                value,
+                expected,
+            },
+            other => other,
+        }
+    }
+
     /// Shorthand for [`Error::Option`].
     pub fn option(
         flag: impl Into<String>,

@@ -47,8 +47,14 @@ impl ConvDannConfig {
     /// `e_weight` and `Wei = 1`; else `i_weight ~ Exp(σ)` and `Wei = 1/C_i`;
     /// `α = log √((2π−1)/d)`, `g = 1`, `b = 0`.
     pub fn init(&self, rng: &mut InitRng, device: &Device) -> Result<ConvDann> {
-        if self.c_in == 0 {
-            return Err(Error::config("c_in", 0, "at least 1 input channel"));
+        for (key, n, what) in [
+            ("c_in", self.c_in, "input channel"),
+            ("c_e", self.c_e, "excitatory channel"),
+            ("c_i", self.c_i, "inhibitory channel"),
+        ] {
+            if n == 0 {
+                return Err(Error::config(key, 0, format!("at least 1 {what}")));
+            }
         }
         let dense = DannConfig {
             n_in: self.fan_in(),
@@ -56,19 +62,7 @@ impl ConvDannConfig {
             ni: self.c_i,
             first_layer: false,
         }
-        .init(rng, device)
-        .map_err(|e| match e {
-            Error::Config {
-                key,
-                value,
-                expected,
-            } => Error::Config {
-                key: key.replace("ne", "c_e").replace("ni", "c_i"),
-                value,
-                expected,
-            },
-            other => other,
-        })?;
+        .init(rng, device)?;
         Ok(ConvDann {
             dense,
             conv: self.conv,

@@ -405,7 +405,8 @@ impl ConvConfig {
         let mut convs = Vec::with_capacity(self.conv.len());
         let (mut c_in, mut inhibitory_in) = (self.in_shape[0], 0);
         for (k, spec) in self.conv.iter().enumerate() {
-            let at = |e: Error| prefix(e, &format!("model.conv[{k}]"));
+            let key = format!("model.conv[{k}]");
+            let at = |e: Error| e.under(&key);
             let conv = spec.conv();
             let layer = match self.family {
                 ConvFamily::Dann | ConvFamily::DannNocorr => ConvUnit::Dann(
@@ -456,7 +457,7 @@ impl ConvConfig {
             } else {
                 format!("model.dense[{k}]")
             };
-            let at = |e: Error| prefix(e, &key);
+            let at = |e: Error| e.under(&key);
             let n = if self.family == ConvFamily::ColumnEi && !output {
                 ne + ni
             } else {
@@ -514,22 +515,6 @@ impl ConvConfig {
                  centres (Fashion-MNIST 0.2860)",
             )
         })
-    }
-}
-
-/// `e` with its configuration key prefixed by `at`.
-fn prefix(e: Error, at: &str) -> Error {
-    match e {
-        Error::Config {
-            key,
-            value,
-            expected,
-        } => Error::Config {
-            key: format!("{at}: {key}"),
-            value,
-            expected,
-        },
-        other => other,
     }
 }
 

@@ -243,18 +243,8 @@ impl MlpConfig {
         for i in 0..n_layers {
             let (d, n) = (sizes[i], sizes[i + 1]);
             let first_layer = i == 0;
-            let key = |e: Error| match e {
-                Error::Config {
-                    key,
-                    value,
-                    expected,
-                } => Error::Config {
-                    key: format!("model layer {i}: {key}"),
-                    value,
-                    expected,
-                },
-                other => other,
-            };
+            let at = format!("model layer {i}");
+            let key = |e: Error| e.under(&at);
             let dense = DenseConfig {
                 n_in: d,
                 n_out: n,
