@@ -449,7 +449,8 @@ fn checkpoint_round_trip_and_mismatch() {
 
 #[test]
 fn configuration_errors_name_their_key() {
-    let cases: Vec<(Box<dyn Fn(&mut ConvConfig)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut ConvConfig)>;
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|c| c.conv[1].c_i = 0), "model.conv[1].c_i"),
         (
             Box::new(|c| c.conv[0].kernel = [40, 3]),
