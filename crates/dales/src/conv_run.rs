@@ -86,6 +86,11 @@ impl ModelSpec for ConvConfig {
         total
     }
 
+    /// 100 images: the first layer's patches and maps are `C·H·W` times a dense layer's.
+    fn eval_batch(&self) -> usize {
+        100
+    }
+
     fn check_data(&self, data: &MnistLike) -> Result<()> {
         let train = &data.train;
         let have = [train.channels(), train.rows(), train.cols()];

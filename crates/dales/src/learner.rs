@@ -217,6 +217,13 @@ pub trait ModelSpec: Clone + Debug + PartialEq + Serialize + DeserializeOwned {
         false
     }
 
+    /// Examples per evaluation batch: 1000 by default; fewer for models whose activations per
+    /// example are large (a convnet's feature maps), to keep the evaluation's memory in step
+    /// with training's.
+    fn eval_batch(&self) -> usize {
+        1000
+    }
+
     /// Tasks that generate their own examples (the copy task) instead of reading a dataset.
     fn generated(&self) -> Result<Option<GeneratedTasks>> {
         Ok(None)

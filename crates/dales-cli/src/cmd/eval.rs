@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
+use dales::learner::ModelSpec;
 use dales::run::{AnyConfig, RunDir, evaluate, files, first_logits};
 
 /// Evaluate a run's checkpoint on the test set (loss and error), optionally writing the logits
@@ -65,7 +66,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         }
         AnyConfig::Conv(config) => {
             let (_, model) = run.conv()?;
-            let (loss, error) = evaluate(&model, task.as_ref(), 1000);
+            let (loss, error) = evaluate(&model, task.as_ref(), config.model.eval_batch());
             let name = config.model.name();
             println!(
                 "{}: {name} model, test loss {loss:.4}, test error {error:.2}% ({} images)",

@@ -3,8 +3,9 @@
 //!
 //! The estimate counts `f32`s: every parameter six times (the value, its gradient, up to two
 //! optimiser moments, two temporaries of the update), the activations a training batch keeps
-//! for the backward pass (four per unit, step and example), an evaluation batch of 1000
-//! examples (two per unit, plus its inputs) and the training batch's inputs. The dataset is
+//! for the backward pass (four per unit, step and example), an evaluation batch
+//! (`ModelSpec::eval_batch` examples, two floats per unit, plus its inputs) and the training
+//! batch's inputs. The dataset is
 //! already in memory when the estimate is made and is not counted.
 
 use crate::config::TrainConfig;
@@ -19,17 +20,16 @@ const PER_PARAMETER: f64 = 6.0;
 const PER_TRAINING_UNIT: f64 = 4.0;
 /// Floats per unit of an evaluation example.
 const PER_EVALUATION_UNIT: f64 = 2.0;
-/// The evaluation batch.
-const EVALUATION_BATCH: f64 = 1000.0;
 
 /// The estimated bytes of a run of `config` on `data`.
 pub fn estimate<M: ModelSpec>(config: &TrainConfig<M>, data: &Dataset) -> f64 {
     let (steps, width) = (data.train.steps() as f64, data.train.width() as f64);
     let ModelSize { parameters, units } = config.model.size(data.train.width());
     let batch = config.batch_size as f64;
+    let eval_batch = config.model.eval_batch() as f64;
     let floats = parameters * PER_PARAMETER
         + units * steps * batch * PER_TRAINING_UNIT
-        + EVALUATION_BATCH * (units * PER_EVALUATION_UNIT + steps * width)
+        + eval_batch * (units * PER_EVALUATION_UNIT + steps * width)
         + batch * steps * width;
     floats * 4.0
 }

@@ -454,9 +454,13 @@ impl<M: ModelSpec> Trainer<M> {
                     return Ok(Outcome::Interrupted);
                 }
             }
-            let (test_loss, test_error) = self
-                .settings
-                .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+            let (test_loss, test_error) = self.settings.scope(|| {
+                evaluate(
+                    &self.model,
+                    self.data.eval.as_ref(),
+                    self.config.model.eval_batch(),
+                )
+            });
             let (lr, base) = (self.lr(), self.base_lr());
             let p = &mut self.progress;
             if let Some(plateau) = &self.config.optim.plateau {
@@ -500,9 +504,13 @@ impl<M: ModelSpec> Trainer<M> {
         if probes.is_empty() {
             return;
         }
-        let (test_loss, test_error) = self
-            .settings
-            .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+        let (test_loss, test_error) = self.settings.scope(|| {
+            evaluate(
+                &self.model,
+                self.data.eval.as_ref(),
+                self.config.model.eval_batch(),
+            )
+        });
         self.progress.initial = Some(EpochRecord {
             epoch: 0,
             step: 0,
@@ -518,9 +526,13 @@ impl<M: ModelSpec> Trainer<M> {
 
     /// Evaluate now, between updates (`data.eval_every`), into `evaluations.csv`.
     fn evaluate_now(&mut self, epoch: usize) {
-        let (test_loss, test_error) = self
-            .settings
-            .scope(|| evaluate(&self.model, self.data.eval.as_ref(), 1000));
+        let (test_loss, test_error) = self.settings.scope(|| {
+            evaluate(
+                &self.model,
+                self.data.eval.as_ref(),
+                self.config.model.eval_batch(),
+            )
+        });
         self.progress.evaluations.push(StepEvaluation {
             step: self.progress.global_step,
             epoch,
