@@ -473,3 +473,24 @@ fn configuration_errors_name_their_key() {
         assert!(err.contains(key), "expected `{key}` in: {err}");
     }
 }
+
+/// The VGG16s of spec A4 build and run: 13 conv layers in five pooled blocks, the 4 × 4
+/// adaptive pool (8192 features), two dense layers of 4096 and 10 outputs; finite logits.
+#[test]
+fn vgg16_builds_and_runs_forward() {
+    for family in [ConvFamily::Dann, ConvFamily::Standard] {
+        let config = ConvConfig::vgg(16, family, 10);
+        let model = config.init_seeded(1, &device()).unwrap();
+        assert_eq!(model.convs.len(), 13);
+        let layers = model.param_layers();
+        let dense0 = layers.iter().find(|l| l.name == "dense.0").unwrap();
+        assert_eq!(dense0.entries[0].value.shape(), [4096, 8192]);
+        let x = images(2, 3, 32, 32, 5, DType::F32).reshape([2, 1, 3 * 32 * 32]);
+        let logits = host(model.inference().logits(x));
+        assert_eq!(logits.len(), 20);
+        assert!(
+            logits.iter().all(|v| v.is_finite()),
+            "{family:?}: {logits:?}"
+        );
+    }
+}
