@@ -90,15 +90,15 @@ impl Geometry {
         (lo..hi, (lo * s + offset).saturating_sub(pad))
     }
 
-    /// Visit every (patch entry, image entry) pair of one image's patches: `f(offset in the
-    /// image's block of `cols`, offset in the image)`. The innermost loop runs along an input
-    /// row, over the output columns whose input is inside the image (no test per entry).
+    /// Visit every entry of one image's patches in order: `f(offset in the image's block of
+    /// `cols`, the offset in the image it reads, or `None` in the padding)`. The ranges of
+    /// output coordinates inside the image come from [`Geometry::inside`], once per kernel
+    /// offset, not per entry.
     #[inline(always)]
-    fn each_pair(&self, mut f: impl FnMut(usize, usize)) {
+    fn each_entry(&self, mut f: impl FnMut(usize, Option<usize>)) {
         let [kh, kw] = self.conv.kernel;
         let [h, w] = self.size;
-        let ow_n = self.out[1];
-        let sw = self.conv.stride[1];
+        let [oh_n, ow_n] = self.out;
         let d = self.patch();
         for c in 0..self.channels {
             for i in 0..kh {
@@ -106,11 +106,16 @@ impl Geometry {
                 for j in 0..kw {
                     let col = (c * kh + i) * kw + j;
                     let (cols, first_iw) = self.inside(1, j);
-                    for (n, oh) in rows.clone().enumerate() {
-                        let ih = first_ih + n * self.conv.stride[0];
-                        let image_row = (c * h + ih) * w;
-                        for (m, ow) in cols.clone().enumerate() {
-                            f((oh * ow_n + ow) * d + col, image_row + first_iw + m * sw);
+                    for oh in 0..oh_n {
+                        let row = rows.contains(&oh).then(|| {
+                            let ih = first_ih + (oh - rows.start) * self.conv.stride[0];
+                            (c * h + ih) * w + first_iw
+                        });
+                        for ow in 0..ow_n {
+                            let from = row
+                                .filter(|_| cols.contains(&ow))
+                                .map(|at| at + (ow - cols.start) * self.conv.stride[1]);
+                            f((oh * ow_n + ow) * d + col, from);
                         }
                     }
                 }
@@ -123,36 +128,11 @@ impl Geometry {
 /// entry is written once (no zeroing first).
 pub fn im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
     assert_eq!(x.len(), g.batch * g.image(), "x is (B, C, H, W)");
-    let [kh, kw] = g.conv.kernel;
-    let [h, w] = g.size;
-    let [oh_n, ow_n] = g.out;
-    let d = g.patch();
-    let ([cols], _) = written_rows([g.batch, g.pixels() * d], 1, |b, [cols]| {
+    let ([cols], _) = written_rows([g.batch, g.pixels() * g.patch()], 1, |b, [cols]| {
         let image = &x[b * g.image()..(b + 1) * g.image()];
-        for c in 0..g.channels {
-            for i in 0..kh {
-                let (rows, first_ih) = g.inside(0, i);
-                for j in 0..kw {
-                    let col = (c * kh + i) * kw + j;
-                    let (inside, first_iw) = g.inside(1, j);
-                    for oh in 0..oh_n {
-                        let src = rows.contains(&oh).then(|| {
-                            let ih = first_ih + (oh - rows.start) * g.conv.stride[0];
-                            (c * h + ih) * w + first_iw
-                        });
-                        for ow in 0..ow_n {
-                            let v = match src {
-                                Some(at) if inside.contains(&ow) => {
-                                    image[at + (ow - inside.start) * g.conv.stride[1]]
-                                }
-                                _ => 0.0,
-                            };
-                            cols[(oh * ow_n + ow) * d + col].write(v);
-                        }
-                    }
-                }
-            }
-        }
+        g.each_entry(|to, from| {
+            cols[to].write(from.map_or(0.0, |at| image[at]));
+        });
     });
     cols
 }
@@ -165,34 +145,26 @@ pub fn col2im(g: &Geometry, dcols: &[f32]) -> Vec<f32> {
     let mut dx = vec![0.0; g.batch * g.image()];
     dx.par_chunks_mut(g.image().max(1))
         .zip(dcols.par_chunks(block.max(1)))
-        .for_each(|(image, cols)| g.each_pair(|from, to| image[to] += cols[from]));
+        .for_each(|(image, cols)| {
+            g.each_entry(|from, to| {
+                if let Some(to) = to {
+                    image[to] += cols[from];
+                }
+            })
+        });
     dx
 }
 
-/// Rows `(B·P, n)` as images `(B, n, P)`.
-pub fn rows_to_images(rows: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
-    let block = pixels * n;
-    assert_eq!(rows.len(), batch * block, "rows are (B·P, n)");
-    let ([out], _) = written_rows([batch, block], 1, |b, [image]| {
-        let rows = &rows[b * block..(b + 1) * block];
-        for (p, row) in rows.chunks_exact(n).enumerate() {
-            for (k, v) in row.iter().enumerate() {
-                image[k * pixels + p].write(*v);
-            }
-        }
-    });
-    out
-}
-
-/// Images `(B, n, P)` as rows `(B·P, n)`.
-pub fn images_to_rows(images: &[f32], batch: usize, pixels: usize, n: usize) -> Vec<f32> {
-    let block = pixels * n;
-    assert_eq!(images.len(), batch * block, "images are (B, n, P)");
-    let ([out], _) = written_rows([batch, block], 1, |b, [rows]| {
-        let image = &images[b * block..(b + 1) * block];
-        for (p, row) in rows.chunks_exact_mut(n).enumerate() {
-            for (k, v) in row.iter_mut().enumerate() {
-                v.write(image[k * pixels + p]);
+/// Each of `batch` row-major `(rows, cols)` blocks transposed to `(cols, rows)`: the patch
+/// rows of an image `(P, n)` as its maps `(n, P)`, and back with the sizes swapped.
+pub fn transpose_blocks(src: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
+    let block = rows * cols;
+    assert_eq!(src.len(), batch * block, "src is (B, rows, cols)");
+    let ([out], _) = written_rows([batch, block], 1, |b, [out]| {
+        let src = &src[b * block..(b + 1) * block];
+        for (r, row) in src.chunks_exact(cols).enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                out[c * rows + r].write(*v);
             }
         }
     });
@@ -239,7 +211,7 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
         };
         let cols = im2col(&g, &f32s(x));
         let (z, saved) = dann::forward_inputs(dims, &cols, &inputs, self.eps);
-        let z = rows_to_images(&z, g.batch, g.pixels(), dims.ne);
+        let z = transpose_blocks(&z, g.batch, g.pixels(), dims.ne);
         let shape = [g.batch, dims.ne, g.out[0], g.out[1]];
         let saved = save.then(|| (g, Arc::new(cols), wex.clone(), wix.clone(), Arc::new(saved)));
         (host(z, &shape), saved)
@@ -252,7 +224,7 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
         need: [bool; 7],
     ) -> [Option<NdArrayTensor>; 7] {
         let ne = dims2(&wex)[0];
-        let dz = images_to_rows(&f32s(&dz), g.batch, g.pixels(), ne);
+        let dz = transpose_blocks(&f32s(&dz), g.batch, ne, g.pixels());
         let dx = |dcols: Vec<f32>| image(&g, &dcols);
         dann::backward_outputs(&saved, &cols, [&wex, &wix], &dz, (need[0], dx))
     }
@@ -271,7 +243,7 @@ impl Kernel<NdArray, 3> for ConvAffine {
         let n = dims2(&weight)[0];
         let cols = im2col(&g, &f32s(&x));
         let y = affine::forward(&cols, &f32s(&weight), &f32s(&bias), g.rows(), g.patch());
-        let y = rows_to_images(&y, g.batch, g.pixels(), n);
+        let y = transpose_blocks(&y, g.batch, g.pixels(), n);
         let shape = [g.batch, n, g.out[0], g.out[1]];
         (host(y, &shape), save.then(|| (g, Arc::new(cols), weight)))
     }
@@ -283,7 +255,7 @@ impl Kernel<NdArray, 3> for ConvAffine {
         need: [bool; 3],
     ) -> [Option<NdArrayTensor>; 3] {
         let [n, d] = dims2(&weight);
-        let dy = images_to_rows(&f32s(&dy), g.batch, g.pixels(), n);
+        let dy = transpose_blocks(&f32s(&dy), g.batch, n, g.pixels());
         let grads = affine::backward(&cols, &f32s(&weight), &dy, [g.rows(), d, n], need[0]);
         [
             grads.x.map(|d| image(&g, &d)),
