@@ -494,3 +494,60 @@ fn vgg16_builds_and_runs_forward() {
         );
     }
 }
+
+/// Bad `dales-conv/1` files are refused with the file and the fault named: another format, a
+/// reference-style file (no `config`) with an unknown kind or without `arch`, a filter of the
+/// wrong shape.
+#[test]
+fn bad_checkpoints_are_clear_errors() {
+    use dales::checkpoint::{decode, encode};
+    let dev = device();
+    let dir = temp_dir("conv-bad-ckpt");
+    let config = small_config(ConvFamily::Dann);
+    let good = dir.join("good.safetensors");
+    save_conv(&config.init_seeded(2, &dev).unwrap(), &good).unwrap();
+    let (tensors, meta) = decode(&good, &std::fs::read(&good).unwrap()).unwrap();
+    type Meta = std::collections::HashMap<String, String>;
+    type Change = Box<dyn Fn(&mut dales::checkpoint::NamedTensors, &mut Meta)>;
+    let cases: Vec<(&str, Change, &str)> = vec![
+        (
+            "format",
+            Box::new(|_, m| {
+                m.insert("format".into(), "dales-ff/1".into());
+            }),
+            "not a convolutional checkpoint",
+        ),
+        (
+            "kind",
+            Box::new(|_, m| {
+                m.remove("config");
+                m.insert("kind".into(), "conv_bogus".into());
+            }),
+            "family `bogus`",
+        ),
+        (
+            "arch",
+            Box::new(|_, m| {
+                m.remove("config");
+                m.remove("arch");
+            }),
+            "no `arch` metadata",
+        ),
+        (
+            "shape",
+            Box::new(|t, _| {
+                t.get_mut("conv.0.e_weight").unwrap().1 = vec![6, 1, 9, 1];
+            }),
+            "conv.0.e_weight",
+        ),
+    ];
+    for (name, change, expected) in cases {
+        let (mut t, mut m) = (tensors.clone(), meta.clone());
+        change(&mut t, &mut m);
+        let path = dir.join(format!("{name}.safetensors"));
+        std::fs::write(&path, encode(&t, m).unwrap()).unwrap();
+        let err = load_conv(&path, None, &dev).unwrap_err().to_string();
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{name}: {err}");
+    }
+}
