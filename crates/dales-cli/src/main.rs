@@ -12,7 +12,7 @@ mod plot;
 mod progress;
 mod training;
 
-use cmd::{analyze, bench, compare, eval, reproduce, robustness, spectrum, train};
+use cmd::{analyze, bench, compare, eval, reproduce, robustness, spectrum, sweep, train};
 
 /// Train Dale's-principle networks (DANN, ColumnEI) and their baselines on MNIST-format data.
 #[derive(Debug, Parser)]
@@ -41,6 +41,9 @@ enum Command {
     /// Spectra of recurrent E/I initialisations sampled without training (eigenvalues,
     /// singular values, NSE).
     Spectrum(spectrum::SpectrumArgs),
+    /// Sweeps over seeds and configuration keys: plan, run here, run as a SLURM job array,
+    /// collect into one table.
+    Sweep(sweep::SweepArgs),
     /// Time training steps and one epoch (compare with the PyTorch reference: bench/compare.sh).
     Bench(bench::BenchArgs),
 }
@@ -57,6 +60,7 @@ fn main() -> ExitCode {
         Command::Robustness(args) => robustness::run(args),
         Command::Analyze(args) => analyze::run(args),
         Command::Spectrum(args) => spectrum::run(args),
+        Command::Sweep(args) => sweep::run(args),
     };
     match result {
         Ok(code) => code,

@@ -42,6 +42,9 @@ pub enum Mark {
     /// A line in the colour of the series before it, without a legend entry (a guide drawn
     /// with its data, such as a circle around a scatter).
     Guide,
+    /// A translucent area in the colour of the series before it, without a legend entry; its
+    /// points are the outline (a band of ± one sd: the upper edge, then the lower reversed).
+    Band,
 }
 
 /// One series of a plot: label and (x, value) points.
@@ -93,8 +96,10 @@ where
     let areas = root.split_evenly((1, panels.len()));
     for (area, panel) in areas.iter().zip(panels) {
         let points = panel.series.iter().flat_map(|s| s.points.iter());
-        // The x axis starts at 0 unless a point lies left of it.
-        let (mut x0, mut x1, mut y0, mut y1) = (0.0f64, 1.0f64, f64::INFINITY, f64::NEG_INFINITY);
+        // The x axis starts at 0 (and reaches 1 at least) unless a point lies left of 0; then
+        // it spans the points.
+        let (mut x0, mut x1) = (f64::INFINITY, f64::NEG_INFINITY);
+        let (mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY);
         for &(x, y) in points {
             if x.is_finite() {
                 x0 = x0.min(x);
@@ -107,6 +112,11 @@ where
         }
         if !y0.is_finite() {
             bail!("nothing to plot in `{}`", panel.title);
+        }
+        if x0 >= 0.0 {
+            (x0, x1) = (0.0, x1.max(1.0));
+        } else if x1 <= x0 {
+            (x0, x1) = (x0 - 0.5, x0 + 0.5);
         }
         let pad = ((y1 - y0) * 0.05).max(1e-3);
         let mut chart = ChartBuilder::on(area)
@@ -125,10 +135,16 @@ where
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let mut colour = 0;
         for s in &panel.series {
-            if s.mark != Mark::Guide {
+            if !matches!(s.mark, Mark::Guide | Mark::Band) {
                 colour += 1;
             }
             let color = Palette99::pick(colour.max(1) - 1).to_rgba();
+            if s.mark == Mark::Band {
+                chart
+                    .draw_series([Polygon::new(s.points.clone(), color.mix(0.2).filled())])
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                continue;
+            }
             if s.mark == Mark::Guide {
                 chart
                     .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(1)))

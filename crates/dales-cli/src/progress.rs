@@ -145,3 +145,54 @@ impl Reporter {
         }
     }
 }
+
+/// The overall progress of many runs: a bar above the runs' own on a terminal, a line per
+/// finished run otherwise.
+pub struct Overall {
+    bar: Option<ProgressBar>,
+    multi: MultiProgress,
+    done: u64,
+    total: u64,
+}
+
+impl Overall {
+    /// `done` of `total` runs are done; the bar goes into `multi`.
+    pub fn new(label: &str, done: usize, total: usize, multi: &MultiProgress) -> Self {
+        let bar = Reporter::tty().then(|| {
+            let bar = multi.add(ProgressBar::new(total as u64));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("#> "),
+            );
+            bar.set_prefix(label.to_string());
+            bar.set_position(done as u64);
+            bar
+        });
+        Overall {
+            bar,
+            multi: multi.clone(),
+            done: done as u64,
+            total: total as u64,
+        }
+    }
+
+    /// One more run ended; `line` says how.
+    pub fn ended(&mut self, line: &str) {
+        self.done += 1;
+        match &self.bar {
+            Some(bar) => {
+                bar.inc(1);
+                let _ = self.multi.println(line);
+            }
+            None => eprintln!("[{}/{}] {line}", self.done, self.total),
+        }
+    }
+
+    /// Leave the bar as it is.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.abandon();
+        }
+    }
+}

@@ -201,6 +201,20 @@ impl<M: ModelSpec> TrainConfig<M> {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
+        Self::deserialize_checked(de, origin)
+    }
+
+    /// Parse and validate a TOML table (built in memory: errors name the key, not a line);
+    /// `origin` names it in errors.
+    pub fn from_table(table: toml::Table, origin: &Path) -> Result<Self> {
+        Self::deserialize_checked(toml::Value::Table(table), origin)
+    }
+
+    fn deserialize_checked<'de, D>(de: D, origin: &Path) -> Result<Self>
+    where
+        D: serde::Deserializer<'de>,
+        D::Error: std::fmt::Display,
+    {
         let config: TrainConfig<M> = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
             Error::ConfigFile {

@@ -53,6 +53,7 @@ pub mod reproduce;
 pub mod robustness;
 pub mod run;
 pub mod stats;
+pub mod sweep;
 pub mod train;
 
 pub use error::{Error, Result};

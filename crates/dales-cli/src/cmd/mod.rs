@@ -8,4 +8,5 @@ pub mod eval;
 pub mod reproduce;
 pub mod robustness;
 pub mod spectrum;
+pub mod sweep;
 pub mod train;

@@ -5,15 +5,13 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
-use dales::config::TrainConfig;
-use dales::learner::ModelSpec;
 use dales::reproduce::{Experiment, Job, Options, Report, errors_table, spectral, write_errors};
 use dales::robustness::Sweep;
-use dales::run::{AnyConfig, Dataset, Outcome, RunDir, StartOptions, Trainer};
+use dales::run::{AnyConfig, RunDir};
 use indicatif::MultiProgress;
 
 use crate::plot::{self, Mark, Panel, Series};
-use crate::training::run_to_end;
+use crate::training::train_queue;
 
 /// Reproduce a paper's comparison (the lists are configs/reproduce/NAME.toml). `dann2021`: the
 /// six feed-forward models of Cornford et al. (ICLR 2021) on Fashion-MNIST with the paper's
@@ -211,58 +209,22 @@ fn dale2023(args: &ReproduceArgs, out: &Path, options: &Options) -> Result<ExitC
 /// Train (or resume, or skip when finished) every job with `threads` runs at a time; returns
 /// the failures.
 fn run_queue(threads: usize, jobs: &[Job]) -> Vec<String> {
-    let queue: Mutex<Vec<&Job>> = Mutex::new(jobs.iter().rev().collect());
+    let runs: Vec<(&AnyConfig, &Path, String)> = jobs
+        .iter()
+        .map(|j| {
+            let name = format!("{} s{}", j.config.name(), j.config.seed());
+            (&j.config, j.dir.as_path(), name)
+        })
+        .collect();
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let multi = MultiProgress::new();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                loop {
-                    if crate::interrupt::requested() {
-                        return;
-                    }
-                    let Some(job) = queue.lock().unwrap().pop() else {
-                        return;
-                    };
-                    let result = match &job.config {
-                        AnyConfig::FeedForward(c) => run_one(c, &job.dir, &multi),
-                        AnyConfig::Sequence(c) => run_one(c, &job.dir, &multi),
-                        AnyConfig::Recurrent(c) => run_one(c, &job.dir, &multi),
-                        AnyConfig::Conv(c) => run_one(c, &job.dir, &multi),
-                    };
-                    if let Err(e) = result {
-                        let name = format!("{} seed {}", job.config.name(), job.config.seed());
-                        failures.lock().unwrap().push(format!("{name}: {e:#}"));
-                    }
-                }
-            });
+    train_queue(threads, &runs, &MultiProgress::new(), &|i, result| {
+        if let Err(e) = result {
+            let job = &jobs[i];
+            let name = format!("{} seed {}", job.config.name(), job.config.seed());
+            failures.lock().unwrap().push(format!("{name}: {e:#}"));
         }
     });
     failures.into_inner().unwrap()
-}
-
-/// Train (or resume, or skip when finished) one run of `config` in `dir`.
-fn run_one<M: ModelSpec>(
-    config: &TrainConfig<M>,
-    dir: &Path,
-    multi: &MultiProgress,
-) -> Result<Outcome> {
-    let name = format!("{} s{}", config.name(), config.seed);
-    let mut trainer = if RunDir::resumable(dir) {
-        if RunDir::finished(dir, config.epochs) {
-            return Ok(Outcome::Finished);
-        }
-        Trainer::<M>::resume(dir, config.data.dir.clone(), Some(config.epochs))?
-    } else {
-        // A run killed before its first save left files but nothing to resume: start over.
-        let data = Dataset::load(config)?;
-        let options = StartOptions {
-            overwrite: true,
-            ..StartOptions::default()
-        };
-        Trainer::start(config.clone(), data, dir, options)?
-    };
-    run_to_end(&mut trainer, dir, &name, Some(multi.clone()))
 }
 
 /// results.md, results.json and the mean curves of the finished runs.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use dales_data::synthetic::{SyntheticSpec, write_dataset};
 
 mod run_dir;
+mod sweep;
 
 fn dales(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dales"))
@@ -78,6 +79,8 @@ fn every_command_has_help() {
         vec!["compare", "--help"],
         vec!["reproduce", "--help"],
         vec!["robustness", "--help"],
+        vec!["sweep", "run", "--help"],
+        vec!["sweep", "slurm", "--help"],
         vec!["analyze", "--help"],
         vec!["analyze", "response", "--help"],
     ] {

@@ -78,6 +78,29 @@ macro_rules! each_family {
     };
 }
 
+/// The model family a configuration table belongs to, by its `model.kind`.
+enum Family {
+    FeedForward,
+    Sequence,
+    Recurrent,
+    Conv,
+}
+
+impl Family {
+    fn of(table: &toml::Table) -> Family {
+        let kind = table
+            .get("model")
+            .and_then(|m| m.get("kind"))
+            .and_then(|k| k.as_str());
+        match kind {
+            Some("conv") => Family::Conv,
+            Some("recurrent") => Family::Recurrent,
+            Some(k) if k.parse::<SeqKind>().is_ok() => Family::Sequence,
+            _ => Family::FeedForward,
+        }
+    }
+}
+
 /// Settings given on top of a configuration (the command line's `--data`, `--epochs`, …).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Overrides {
@@ -97,25 +120,41 @@ impl AnyConfig {
     /// Read, parse and validate a TOML file; its `model.kind` says which family it is.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parse and validate a TOML text (`origin` names it in errors); its `model.kind` says
+    /// which family it is.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self> {
         let table: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| Error::ConfigFile {
                 path: path.to_path_buf(),
                 message: e.to_string(),
             })?;
-        let kind = table
-            .get("model")
-            .and_then(|m| m.get("kind"))
-            .and_then(|k| k.as_str());
-        if kind == Some("conv") {
-            Ok(AnyConfig::Conv(TrainConfig::from_toml(&text, path)?))
-        } else if kind == Some("recurrent") {
-            Ok(AnyConfig::Recurrent(TrainConfig::from_toml(&text, path)?))
-        } else if kind.is_some_and(|k| k.parse::<SeqKind>().is_ok()) {
-            Ok(AnyConfig::Sequence(TrainConfig::from_toml(&text, path)?))
-        } else {
-            Ok(AnyConfig::FeedForward(TrainConfig::from_toml(&text, path)?))
+        match Family::of(&table) {
+            Family::Conv => Ok(AnyConfig::Conv(TrainConfig::from_toml(text, path)?)),
+            Family::Recurrent => Ok(AnyConfig::Recurrent(TrainConfig::from_toml(text, path)?)),
+            Family::Sequence => Ok(AnyConfig::Sequence(TrainConfig::from_toml(text, path)?)),
+            Family::FeedForward => Ok(AnyConfig::FeedForward(TrainConfig::from_toml(text, path)?)),
         }
+    }
+
+    /// Parse and validate a TOML table built in memory (`origin` names it in errors).
+    pub fn from_table(table: toml::Table, path: &Path) -> Result<Self> {
+        match Family::of(&table) {
+            Family::Conv => Ok(AnyConfig::Conv(TrainConfig::from_table(table, path)?)),
+            Family::Recurrent => Ok(AnyConfig::Recurrent(TrainConfig::from_table(table, path)?)),
+            Family::Sequence => Ok(AnyConfig::Sequence(TrainConfig::from_table(table, path)?)),
+            Family::FeedForward => Ok(AnyConfig::FeedForward(TrainConfig::from_table(
+                table, path,
+            )?)),
+        }
+    }
+
+    /// The resolved configuration as TOML (what a run writes into its `config.toml`).
+    pub fn to_toml(&self) -> String {
+        each_family!(self, c => c.to_toml())
     }
 
     /// The model kind's name.

@@ -21,4 +21,5 @@ mod reference;
 mod rnn;
 mod runs;
 mod sequence;
+mod sweep;
 mod updates;
