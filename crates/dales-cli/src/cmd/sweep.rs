@@ -193,14 +193,14 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
     let (manifest, out) = prepare(&args.plan, args.out.as_deref())?;
     let mut configs = Vec::new();
     for run in &manifest.runs {
-        if run.status(&out) != Status::Finished {
+        if !run.status(&out).done() {
             clear_failure(&out.join(&run.dir))?;
             configs.push((run, run.config(&out)?));
         }
     }
     let total = manifest.runs.len();
     eprintln!(
-        "sweep `{}`: {total} runs, {} finished, {} to train, {jobs} at a time; directory {}",
+        "sweep `{}`: {total} runs, {} done, {} to train, {jobs} at a time; directory {}",
         manifest.name,
         total - configs.len(),
         configs.len(),
@@ -227,14 +227,25 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
             Ok(Outcome::Interrupted) => return,
             Err(e) => {
                 let error = format!("{e:#}");
-                if let Err(e) = record_failure(dir, &error) {
-                    eprintln!("warning: {e}");
+                match failure(&e) {
+                    // Another process trains it (a task of the same sweep): not this run's fault.
+                    Failure::InUse => format!("{name}: skipped: {error}"),
+                    kind => {
+                        let diverged = kind == Failure::Diverged;
+                        if let Err(e) = record_failure(dir, &error, diverged) {
+                            eprintln!("warning: {e}");
+                        }
+                        if diverged {
+                            format!("{name}: diverged (a result: not trained again)")
+                        } else {
+                            failures.lock().unwrap().push(format!("{name}: {error}"));
+                            format!(
+                                "{name}: failed (its error is in {}/error.txt)",
+                                dir.display()
+                            )
+                        }
+                    }
                 }
-                failures.lock().unwrap().push(format!("{name}: {error}"));
-                format!(
-                    "{name}: failed (its error is in {}/error.txt)",
-                    dir.display()
-                )
             }
         };
         overall.lock().unwrap().ended(&line);
@@ -262,7 +273,7 @@ fn slurm(args: SlurmArgs) -> Result<ExitCode> {
     let ids: Vec<usize> = manifest
         .runs
         .iter()
-        .filter(|r| r.status(&out) != Status::Finished)
+        .filter(|r| !r.status(&out).done())
         .map(|r| r.id)
         .collect();
     if ids.is_empty() {
@@ -330,9 +341,16 @@ fn task(args: TaskArgs) -> Result<ExitCode> {
     let manifest = Manifest::read(&args.sweep_dir)?;
     let run = manifest.run(&args.sweep_dir, args.id)?;
     let dir = args.sweep_dir.join(&run.dir);
-    if run.status(&args.sweep_dir) == Status::Finished {
-        eprintln!("{}: already finished", dir.display());
-        return Ok(ExitCode::SUCCESS);
+    match run.status(&args.sweep_dir) {
+        Status::Finished => {
+            eprintln!("{}: already finished", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        Status::Diverged(e) => {
+            eprintln!("{}: diverged before ({e})", dir.display());
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let config = run.config(&args.sweep_dir)?;
     clear_failure(&dir)?;
@@ -350,9 +368,35 @@ fn task(args: TaskArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(crate::interrupt::exit_code()))
         }
         Err(e) => {
-            record_failure(&dir, &format!("{e:#}"))?;
+            let kind = failure(&e);
+            if kind != Failure::InUse {
+                record_failure(&dir, &format!("{e:#}"), kind == Failure::Diverged)?;
+            }
+            if kind == Failure::Diverged {
+                eprintln!("{e:#}\nrecorded as diverged: the sweep's result for this setting");
+                return Ok(ExitCode::SUCCESS);
+            }
             Err(e)
         }
+    }
+}
+
+/// How a run of a sweep failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Its training diverged: a result of its setting, not a fault.
+    Diverged,
+    /// Another process holds its directory.
+    InUse,
+    /// Anything else: recorded, and retried by the next `run` or submission.
+    Error,
+}
+
+fn failure(e: &anyhow::Error) -> Failure {
+    match e.downcast_ref::<dales::Error>() {
+        Some(dales::Error::Diverged { .. }) => Failure::Diverged,
+        Some(dales::Error::InUse { .. }) => Failure::InUse,
+        _ => Failure::Error,
     }
 }
 

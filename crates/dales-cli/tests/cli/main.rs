@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use dales_data::synthetic::{SyntheticSpec, write_dataset};
 
 mod run_dir;
+mod slurm;
 mod sweep;
 
 fn dales(args: &[&str]) -> Output {

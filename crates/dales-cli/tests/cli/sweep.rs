@@ -90,7 +90,7 @@ fn a_local_sweep_survives_a_kill_and_a_failing_point() {
     assert_eq!(o.status.code(), Some(1), "{log}");
     assert!(
         log.contains(&format!(
-            "8 runs, {} finished, {} to train",
+            "8 runs, {} done, {} to train",
             done.len(),
             8 - done.len()
         )),
@@ -227,6 +227,54 @@ fn sweep_tasks_and_the_sbatch_script_work_without_a_scheduler() {
     ]);
     assert!(
         text(&o).contains("all 2 runs of `t` are finished"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn a_diverging_setting_is_a_result_not_a_failure() {
+    let dir = temp("sweep-diverged");
+    let data = synthetic(&dir, 200);
+    small_config(&dir, &data, "dann", 2);
+    let file = dir.join("sweep.toml");
+    std::fs::write(
+        &file,
+        "config = \"dann.toml\"\n[grid]\noptim.lr = [0.05, 1e9]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let args = [
+        "sweep",
+        "run",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = dales(&args);
+    let log = text(&o);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("lr1000000000.0_seed1: diverged"), "{log}");
+    let diverged = std::fs::read_to_string(out.join("lr1000000000.0_seed1/diverged.txt")).unwrap();
+    assert!(diverged.contains("diverged"), "{diverged}");
+    let md = std::fs::read_to_string(out.join("collect.md")).unwrap();
+    assert!(md.contains("| 1 diverged"), "{md}");
+    // The best setting is the one that trained; run again, nothing trains.
+    let best = md.split("## Best setting per model").nth(1).unwrap();
+    let best = best.split("runs not finished").next().unwrap();
+    assert!(
+        best.contains("lr0.05") && !best.contains("lr1000000000"),
+        "{md}"
+    );
+    let o = dales(&args);
+    assert!(
+        text(&o).contains("2 runs, 2 done, 0 to train"),
+        "{}",
+        text(&o)
+    );
+    let o = dales(&["sweep", "task", out.to_str().unwrap(), "1"]);
+    assert!(
+        o.status.success() && text(&o).contains("diverged before"),
         "{}",
         text(&o)
     );

@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use toml::{Table, Value};
+use toml::Table;
 
-use super::file::Metric;
+use super::file::{Metric, flatten};
 use super::manifest::{MANIFEST, Manifest, Status, status};
 use super::plan::value_text;
 use crate::error::{Error, Result};
@@ -34,6 +34,8 @@ pub struct PointResult {
     pub dirs: Vec<PathBuf>,
     /// Seeds of its finished runs.
     pub seeds: Vec<u64>,
+    /// Its runs whose training diverged (not in the means; the setting ranks last).
+    pub diverged: usize,
     /// The ranking metric per finished run.
     pub values: Vec<f64>,
     /// Their mean.
@@ -130,6 +132,7 @@ pub fn collect(dir: &Path, metric: Option<Metric>) -> Result<Collection> {
                     settings: e.settings.clone(),
                     dirs: Vec::new(),
                     seeds: Vec::new(),
+                    diverged: 0,
                     values: Vec::new(),
                     mean: f64::NAN,
                     sd: f64::NAN,
@@ -157,12 +160,16 @@ pub fn collect(dir: &Path, metric: Option<Metric>) -> Result<Collection> {
                 points[i].seeds.push(e.seed);
                 finished[i].push(records);
             }
+            Status::Diverged(error) => {
+                points[i].diverged += 1;
+                unfinished.push((e.dir.display().to_string(), format!("diverged: {error}")));
+            }
             other => {
                 let state = match other {
                     Status::Pending => "pending".to_string(),
                     Status::Started => "started".to_string(),
                     Status::Failed(error) => format!("failed: {error}"),
-                    Status::Finished => unreachable!(),
+                    Status::Finished | Status::Diverged(_) => unreachable!(),
                 };
                 unfinished.push((e.dir.display().to_string(), state));
             }
@@ -238,8 +245,10 @@ fn hand_made(dir: &Path) -> Result<(Vec<RunEntry>, Vec<String>)> {
             .to_toml()
             .parse()
             .expect("a config's TOML parses");
-        let mut flat = Vec::new();
-        flatten_text(&table, "", &mut flat);
+        let mut flat: Vec<(String, String)> = flatten(&table, "")
+            .into_iter()
+            .map(|(k, v)| (k, value_text(&v)))
+            .collect();
         flat.retain(|(k, _)| k != "seed");
         runs.push((run.config.name(), run.config.seed(), d, flat));
     }
@@ -283,24 +292,14 @@ fn hand_made(dir: &Path) -> Result<(Vec<RunEntry>, Vec<String>)> {
     Ok((entries, keys))
 }
 
-/// The leaves of `table` as (dotted key, text).
-fn flatten_text(table: &Table, prefix: &str, out: &mut Vec<(String, String)>) {
-    for (k, v) in table {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Table(t) => flatten_text(t, &key, out),
-            _ => out.push((key, value_text(v))),
-        }
+/// A setting's place in a ranking: its mean metric, after every number if a run diverged
+/// or the mean is NaN.
+fn rank(p: &PointResult) -> f64 {
+    if p.diverged > 0 || p.mean.is_nan() {
+        f64::INFINITY
+    } else {
+        p.mean
     }
-}
-
-/// `x` for ranking: NaN (a diverged run) after every number.
-fn rank(x: f64) -> f64 {
-    if x.is_nan() { f64::INFINITY } else { x }
 }
 
 impl Collection {
@@ -308,9 +307,13 @@ impl Collection {
     /// appearance.
     pub fn best_per_model(&self) -> Vec<&PointResult> {
         let mut best: Vec<&PointResult> = Vec::new();
-        for p in self.points.iter().filter(|p| !p.values.is_empty()) {
+        for p in self
+            .points
+            .iter()
+            .filter(|p| !p.values.is_empty() || p.diverged > 0)
+        {
             match best.iter_mut().find(|b| b.model == p.model) {
-                Some(b) if rank(p.mean) < rank(b.mean) => *b = p,
+                Some(b) if rank(p) < rank(b) => *b = p,
                 Some(_) => {}
                 None => best.push(p),
             }
@@ -330,7 +333,7 @@ impl Collection {
             let Some(xs) = xs else { continue };
             let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
             for (p, &x) in self.points.iter().zip(&xs) {
-                if p.values.is_empty() {
+                if p.values.is_empty() || p.diverged > 0 {
                     continue;
                 }
                 let at = match series.iter_mut().position(|(m, _)| *m == p.model) {
@@ -342,7 +345,7 @@ impl Collection {
                 };
                 let points = &mut series[at].1;
                 match points.iter_mut().find(|(x2, _)| *x2 == x) {
-                    Some(pt) if rank(p.mean) < rank(pt.1) => pt.1 = p.mean,
+                    Some(pt) if p.mean < pt.1 || pt.1.is_nan() => pt.1 = p.mean,
                     Some(_) => {}
                     None => points.push((x, p.mean)),
                 }
@@ -373,7 +376,7 @@ impl Collection {
         }
         let _ = writeln!(
             s,
-            ",runs,finished,seeds,{m}_mean,{m}_sd,final_test_error_mean,final_test_error_sd,\
+            ",runs,finished,diverged,seeds,{m}_mean,{m}_sd,final_test_error_mean,final_test_error_sd,\
              best_test_error_mean,last5_test_error_mean,final_test_loss_mean,seconds_mean"
         );
         for p in &self.points {
@@ -384,9 +387,10 @@ impl Collection {
             let seeds: Vec<String> = p.seeds.iter().map(u64::to_string).collect();
             let _ = writeln!(
                 s,
-                ",{},{},{},{},{},{},{},{},{},{},{}",
+                ",{},{},{},{},{},{},{},{},{},{},{},{}",
                 p.dirs.len(),
                 p.seeds.len(),
+                p.diverged,
                 seeds.join(" "),
                 p.mean,
                 p.sd,
@@ -405,10 +409,15 @@ impl Collection {
     pub fn markdown(&self) -> String {
         let m = self.metric.name();
         let mean_sd = |p: &PointResult| {
-            if p.values.is_empty() {
-                "—".to_string()
-            } else {
-                format!("{:.2} ± {:.2}", p.mean, p.sd)
+            let diverged = match p.diverged {
+                0 => String::new(),
+                d => format!("{d} diverged"),
+            };
+            match (p.values.is_empty(), diverged.is_empty()) {
+                (true, true) => "—".to_string(),
+                (true, false) => diverged,
+                (false, true) => format!("{:.2} ± {:.2}", p.mean, p.sd),
+                (false, false) => format!("{:.2} ± {:.2}, {diverged}", p.mean, p.sd),
             }
         };
         let mut header: Vec<String> = vec!["setting".into(), "model".into()];
@@ -429,7 +438,7 @@ impl Collection {
             .points
             .iter()
             .map(|p| {
-                let done = format!("{}/{}", p.seeds.len(), p.dirs.len());
+                let done = format!("{}/{}", p.seeds.len() + p.diverged, p.dirs.len());
                 let secs = if p.values.is_empty() {
                     "—".to_string()
                 } else {
@@ -450,7 +459,7 @@ impl Collection {
             markdown_table(&strs(&best_header), &best)
         );
         if !self.unfinished.is_empty() {
-            let _ = write!(s, "\n{} runs not finished:\n", self.unfinished.len());
+            let _ = write!(s, "\n{} runs not finished:\n\n", self.unfinished.len());
             for (dir, state) in &self.unfinished {
                 let _ = writeln!(s, "- {dir}: {state}");
             }

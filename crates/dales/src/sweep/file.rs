@@ -331,7 +331,7 @@ impl SweepFile {
 
 /// The leaves of `table` by dotted key, in file order; a generator table (`geomspace`,
 /// `linspace`) is a leaf.
-fn flatten(table: &Table, prefix: &str) -> Vec<(String, Value)> {
+pub(crate) fn flatten(table: &Table, prefix: &str) -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for (k, v) in table {
         let key = if prefix.is_empty() {

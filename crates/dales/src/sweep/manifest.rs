@@ -2,8 +2,9 @@
 //! configuration. `dales sweep task DIR ID` trains run `ID` from it alone (a scheduler's task
 //! needs neither the sweep file nor its working directory), and `collect` reads it.
 //!
-//! A run's state is read from its directory: finished (its summary says so), failed (an
-//! `error.txt` with the error), started (a resumable state) or pending.
+//! A run's state is read from its directory: finished (its summary says so), diverged (a
+//! `diverged.txt`: a result, not retried), failed (an `error.txt` with the error; retried),
+//! started (a resumable state) or pending.
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,9 @@ pub const MANIFEST: &str = "sweep.json";
 
 /// The file in a run directory that records why the run failed.
 pub const ERROR_FILE: &str = "error.txt";
+
+/// The file in a run directory that records that its training diverged.
+pub const DIVERGED_FILE: &str = "diverged.txt";
 
 const FORMAT: &str = "dales-sweep/1";
 
@@ -68,8 +72,17 @@ pub enum Status {
     Started,
     /// Failed with this error.
     Failed(String),
+    /// Its training diverged (a result of its setting: not trained again).
+    Diverged(String),
     /// All epochs done.
     Finished,
+}
+
+impl Status {
+    /// Whether the run is done: finished, or diverged.
+    pub fn done(&self) -> bool {
+        matches!(self, Status::Finished | Status::Diverged(_))
+    }
 }
 
 impl Manifest {
@@ -195,6 +208,9 @@ pub fn status(dir: &Path) -> Status {
     if RunDir::finished(dir, 0) {
         return Status::Finished;
     }
+    if let Ok(error) = std::fs::read_to_string(dir.join(DIVERGED_FILE)) {
+        return Status::Diverged(error.trim_end().to_string());
+    }
     if let Ok(error) = std::fs::read_to_string(dir.join(ERROR_FILE)) {
         return Status::Failed(error.trim_end().to_string());
     }
@@ -205,10 +221,12 @@ pub fn status(dir: &Path) -> Status {
     }
 }
 
-/// Record in `dir` (created) that its run failed with `error`.
-pub fn record_failure(dir: &Path, error: &str) -> Result<()> {
+/// Record in `dir` (created) that its run failed with `error`; `diverged`: its training
+/// diverged, a result that is not retried.
+pub fn record_failure(dir: &Path, error: &str, diverged: bool) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_atomic(&dir.join(ERROR_FILE), format!("{error}\n").as_bytes())
+    let file = if diverged { DIVERGED_FILE } else { ERROR_FILE };
+    write_atomic(&dir.join(file), format!("{error}\n").as_bytes())
 }
 
 /// Forget a recorded failure of the run in `dir` (before it is tried again).

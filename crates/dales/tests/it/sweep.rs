@@ -349,14 +349,20 @@ fn collect_reads_hand_made_runs_with_known_metrics() {
         config.replace("epochs = 1\n", "epochs = 3\n"),
     )
     .unwrap();
-    record_failure(&g, "out of memory").unwrap();
+    record_failure(&g, "out of memory", false).unwrap();
     std::fs::create_dir_all(dir.join("not-a-run")).unwrap();
+    // A diverged setting: a result, ranked after every trained one.
+    let h = hand_run(&dir, "h", "dann", 1.0, 1, &[90.0, 90.0, 90.0]);
+    std::fs::remove_file(h.join("summary.json")).unwrap();
+    record_failure(&h, "training diverged at epoch 1", true).unwrap();
 
     let c = collect(&dir, None).unwrap();
     assert_eq!(c.metric, Metric::FinalTestError);
     assert!(c.keys.contains(&"optim.lr".to_string()), "{:?}", c.keys);
     assert!(!c.keys.contains(&"seed".to_string()));
-    assert_eq!(c.points.len(), 3);
+    assert_eq!(c.points.len(), 4);
+    let wild = c.points.iter().find(|p| p.diverged == 1).unwrap();
+    assert!(wild.values.is_empty() && wild.model == "dann", "{wild:?}");
     let point = |model: &str, lr: &str| {
         c.points
             .iter()
@@ -379,9 +385,9 @@ fn collect_reads_hand_made_runs_with_known_metrics() {
     assert!((mlp.mean - 13.0).abs() < 1e-12 && (mlp.sd - 3.0).abs() < 1e-12);
     assert!((mlp.best_error - 32.0 / 3.0).abs() < 1e-12);
     assert!((mlp.last5_error - 151.0 / 9.0).abs() < 1e-12);
-    assert_eq!(c.unfinished.len(), 1);
+    assert_eq!(c.unfinished.len(), 2);
     assert!(
-        c.unfinished[0].1.contains("failed: out of memory"),
+        c.unfinished.iter().any(|u| u.1 == "failed: out of memory"),
         "{:?}",
         c.unfinished
     );
@@ -406,12 +412,13 @@ fn collect_reads_hand_made_runs_with_known_metrics() {
 
     c.write().unwrap();
     let csv = std::fs::read_to_string(dir.join("collect.csv")).unwrap();
-    assert_eq!(csv.lines().count(), 4, "{csv}");
+    assert_eq!(csv.lines().count(), 5, "{csv}");
     let md = std::fs::read_to_string(dir.join("collect.md")).unwrap();
     assert!(
         md.contains("13.00 ± 1.41") && md.contains("13.00 ± 3.00"),
         "{md}"
     );
+    assert!(md.contains("| 1 diverged"), "{md}");
     assert!(dir.join("g").join(ERROR_FILE).exists());
 }
 
