@@ -80,6 +80,27 @@ fn every_sweep_error_names_its_key() {
 }
 
 #[test]
+fn every_preset_survives_the_trip_through_a_sweep_unchanged() {
+    use dales::presets::{CONV_PRESETS, PRESETS, RECURRENT_PRESETS, SEQ_PRESETS};
+    let names = PRESETS
+        .iter()
+        .chain(&SEQ_PRESETS)
+        .chain(&RECURRENT_PRESETS)
+        .chain(&CONV_PRESETS);
+    for name in names.chain(&["copy-arun-small"]) {
+        let plan = parse(&format!("base = \"{name}\"\nseeds = [1]\n"))
+            .unwrap()
+            .plan(None);
+        let plan = plan.unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            plan.runs[0].config,
+            AnyConfig::preset(name).unwrap(),
+            "{name}"
+        );
+    }
+}
+
+#[test]
 fn a_grid_expands_seed_by_seed_with_the_first_axis_slowest() {
     let file = parse(
         "seeds = [3, 7]\n[set]\nepochs = 2\n[grid]\npreset = [\"mlp\", \"dann\"]\n\
