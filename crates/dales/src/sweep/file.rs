@@ -3,7 +3,8 @@
 //!
 //! ```toml
 //! name = "lr-search"              # default: the file's name
-//! base = "dann"                   # a preset; or config = "run.toml" (beside this file)
+//! # base = "dann"                 # a preset, or config = "run.toml" (beside this file);
+//!                                 # none here: the `preset` axis names each run's
 //! seeds = 3                       # seeds 1, 2, 3; or a list, seeds = [0, 4]
 //! metric = "final_test_error"     # what ranks the settings (lower is better)
 //!
@@ -16,8 +17,8 @@
 //! optim.lr = { geomspace = [0.3, 0.003, 5] }
 //!
 //! [[zip]]                         # keys that vary together: one axis
-//! model.hidden = [[100], [300]]
-//! optim.lr = [0.03, 0.01]
+//! model.hidden = [[500, 500, 500], [1000]]
+//! batch_size = [32, 64]
 //! ```
 //!
 //! Every axis value is set by its dotted key on the base's resolved configuration, and each
