@@ -11,7 +11,7 @@ use dales::report::markdown_table;
 use dales::run::{AnyConfig, Outcome};
 use dales::sweep::manifest::{clear_failure, record_failure};
 use dales::sweep::slurm::{SlurmOptions, script};
-use dales::sweep::{Collection, Manifest, Metric, Status, SweepFile, collect};
+use dales::sweep::{Collection, Manifest, Metric, Plan, Status, SweepFile, collect};
 use indicatif::MultiProgress;
 
 use crate::plot::{self, Mark, Panel, Series};
@@ -134,15 +134,15 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     }
 }
 
-/// The sweep file, its manifest and the sweep directory (absolute), written.
-fn prepare(plan: &PlanArgs, out: Option<&Path>) -> Result<(Manifest, PathBuf)> {
+/// The sweep file's runs, its manifest and the sweep directory (absolute), written.
+fn prepare(plan: &PlanArgs, out: Option<&Path>) -> Result<(Plan, Manifest, PathBuf)> {
     let file = SweepFile::read(&plan.file)?;
     let runs = file.plan(plan.data.as_deref())?;
     let manifest = Manifest::new(&file, &runs);
     let out = out.map_or_else(|| PathBuf::from("runs").join(&file.name), Path::to_path_buf);
     let out = std::path::absolute(&out).with_context(|| format!("{}", out.display()))?;
     manifest.write(&out)?;
-    Ok((manifest, out))
+    Ok((runs, manifest, out))
 }
 
 fn plan(args: PlanArgs) -> Result<ExitCode> {
@@ -190,15 +190,16 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
         .num_threads(jobs * args.threads)
         .build_global()
         .context("starting the thread pool")?;
-    let (manifest, out) = prepare(&args.plan, args.out.as_deref())?;
+    let (plan, manifest, out) = prepare(&args.plan, args.out.as_deref())?;
     let mut configs = Vec::new();
-    for run in &manifest.runs {
-        if !run.status(&out).done() {
-            clear_failure(&out.join(&run.dir))?;
-            configs.push((run, run.config(&out)?));
+    for run in &plan.runs {
+        let dir = out.join(&run.dir);
+        if !dales::sweep::manifest::status(&dir).done() {
+            clear_failure(&dir)?;
+            configs.push((run, dir));
         }
     }
-    let total = manifest.runs.len();
+    let total = plan.runs.len();
     eprintln!(
         "sweep `{}`: {total} runs, {} done, {} to train, {jobs} at a time; directory {}",
         manifest.name,
@@ -206,11 +207,9 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
         configs.len(),
         out.display()
     );
-    let dirs: Vec<PathBuf> = configs.iter().map(|(r, _)| out.join(&r.dir)).collect();
     let queue: Vec<(&AnyConfig, &Path, String)> = configs
         .iter()
-        .zip(&dirs)
-        .map(|((r, c), d)| (c, d.as_path(), r.dir.clone()))
+        .map(|(r, d)| (&r.config, d.as_path(), r.dir.clone()))
         .collect();
     let multi = MultiProgress::new();
     let overall = Mutex::new(Overall::new(
@@ -269,7 +268,7 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn slurm(args: SlurmArgs) -> Result<ExitCode> {
-    let (manifest, out) = prepare(&args.plan, args.out.as_deref())?;
+    let (_, manifest, out) = prepare(&args.plan, args.out.as_deref())?;
     let ids: Vec<usize> = manifest
         .runs
         .iter()

@@ -51,7 +51,11 @@ impl SweepFile {
         let mut names: Vec<String> = Vec::new();
         for p in 0..self.settings() {
             let settings = self.setting(p);
-            let name = point_name(&settings, &labels);
+            let mut name = point_name(&settings, &labels);
+            if name.is_empty() {
+                // No axes: the one setting is named by its model.
+                name = self.base_config(None)?.name();
+            }
             if let Some(q) = names.iter().position(|n| *n == name) {
                 return Err(self.error(format!(
                     "settings {q} and {p} are both named `{name}`: give the values of an axis \
@@ -64,16 +68,11 @@ impl SweepFile {
         let mut runs = Vec::new();
         for &seed in &self.seeds {
             for (settings, point) in settings_list.iter().zip(&names) {
-                let point = if point.is_empty() {
-                    self.base_name()?
-                } else {
-                    point.clone()
-                };
                 let dir = format!("{point}_seed{seed}");
                 let config = self.config(settings, seed, &dir, data, &mut bases)?;
                 runs.push(PlannedRun {
                     id: runs.len(),
-                    point,
+                    point: point.clone(),
                     seed,
                     dir,
                     settings: settings.clone(),
@@ -96,11 +95,6 @@ impl SweepFile {
             .zip(picks)
             .flat_map(|(axis, i)| axis.keys.iter().cloned().zip(axis.values[i].clone()))
             .collect()
-    }
-
-    /// The name of a sweep without axes: its base's model.
-    fn base_name(&self) -> Result<String> {
-        Ok(self.base_config(None)?.name())
     }
 
     fn base_config(&self, preset: Option<&str>) -> Result<AnyConfig> {
