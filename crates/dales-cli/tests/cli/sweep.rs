@@ -206,6 +206,23 @@ fn sweep_tasks_and_the_sbatch_script_work_without_a_scheduler() {
         "{}",
         text(&o)
     );
+    // Bad flags name themselves.
+    let o = dales(&[
+        "sweep",
+        "collect",
+        out.to_str().unwrap(),
+        "--metric",
+        "accuracy",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("--metric") && text(&o).contains("final_test_error"),
+        "{}",
+        text(&o)
+    );
+    let o = dales(&["sweep", "run", file.to_str().unwrap(), "--jobs", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--jobs"), "{}", text(&o));
     let o = task("2");
     assert_eq!(o.status.code(), Some(2));
     assert!(

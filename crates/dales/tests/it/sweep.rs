@@ -268,6 +268,28 @@ fn a_manifest_grows_but_never_changes_a_planned_run() {
 }
 
 #[test]
+fn a_missing_or_foreign_manifest_is_refused_naming_it() {
+    let dir = temp_dir("sweep-manifest-bad");
+    let e = Manifest::read(&dir).unwrap_err().to_string();
+    assert!(e.contains("sweep.json"), "{e}");
+    std::fs::write(dir.join("sweep.json"), "{\"runs\": 3}").unwrap();
+    let e = Manifest::read(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("sweep.json") && e.contains("not a dales sweep manifest"),
+        "{e}"
+    );
+    let f = parse("base = \"mlp\"\n").unwrap();
+    let mut m = Manifest::new(&f, &f.plan(None).unwrap());
+    m.format = "dales-sweep/9".into();
+    std::fs::write(dir.join("sweep.json"), serde_json::to_string(&m).unwrap()).unwrap();
+    let e = Manifest::read(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("a `dales-sweep/9` manifest") && e.contains("dales-sweep/1"),
+        "{e}"
+    );
+}
+
+#[test]
 fn array_specs_compress_runs_of_ids() {
     assert_eq!(array_spec(&[0, 1, 2, 3, 5, 7, 8, 9]), "0-3,5,7-9");
     assert_eq!(array_spec(&[4]), "4");
