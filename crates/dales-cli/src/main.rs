@@ -4,11 +4,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-mod alloc;
 mod cmd;
 mod interrupt;
 mod peak;
-mod plot;
 mod progress;
 mod training;
 
@@ -49,7 +47,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    alloc::keep_freed_memory();
+    dales::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

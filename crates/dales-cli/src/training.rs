@@ -9,8 +9,8 @@ use dales::learner::ModelSpec;
 use dales::run::{AnyConfig, Dataset, Outcome, RunDir, StartOptions, Trainer};
 use indicatif::MultiProgress;
 
-use crate::plot;
 use crate::progress::Reporter;
+use dales::plot;
 
 /// Run `trainer` to its last epoch (or until Ctrl-C) with progress reporting under `name`,
 /// then draw its curves into `dir/curves.png/.svg`.

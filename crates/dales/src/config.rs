@@ -301,6 +301,12 @@ impl<M: ModelSpec> TrainConfig<M> {
         Ok(())
     }
 
+    /// Where a run of this configuration goes when no directory is named:
+    /// `runs/<name>-seed<seed>`.
+    pub fn default_run_dir(&self) -> std::path::PathBuf {
+        std::path::Path::new("runs").join(format!("{}-seed{}", self.name(), self.seed))
+    }
+
     /// The run's name: the model kind's, or `dann_dngd` for a DANN trained by d-NGD.
     pub fn name(&self) -> String {
         match self.optim.method {

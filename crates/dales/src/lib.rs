@@ -33,6 +33,7 @@
 //! - [`checkpoint`]: the `dales-ff/1` safetensors format (sequence models: `dales-seq/1`,
 //!   [`learner::load_seq`]; recurrent E/I networks: `dales-rnn/1`, [`recurrent_run`]).
 
+pub mod alloc;
 pub mod analysis;
 pub mod bench;
 pub mod checkpoint;
@@ -46,6 +47,7 @@ pub mod io;
 pub mod learner;
 pub mod nn;
 pub mod optim;
+pub mod plot;
 pub mod presets;
 pub mod recurrent_run;
 pub mod report;

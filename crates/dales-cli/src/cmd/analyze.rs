@@ -13,7 +13,7 @@ use dales::analysis::trace::{StepProtocol, Trace};
 use dales::nn::seq::SeqClassifier;
 use dales::run::{RunDir, RunLock};
 
-use crate::plot::{self, Mark, Panel, Series};
+use dales::plot::{self, Mark, Panel, Series};
 
 /// Analyse a trained sequence run (spec C5).
 #[derive(Debug, clap::Args)]
@@ -194,7 +194,7 @@ fn traces(c: &Common) -> Result<()> {
     if runs[0].1.n.iter().all(|v| v.is_nan()) {
         panels.drain(0..2);
     }
-    plot::save(&panels, &dir.join("traces"))
+    Ok(plot::save(&panels, &dir.join("traces"))?)
 }
 
 fn lyapunov(c: &Common) -> Result<()> {
@@ -225,7 +225,8 @@ fn lyapunov(c: &Common) -> Result<()> {
             }],
         }],
         &dir.join("lyapunov"),
-    )
+    )?;
+    Ok(())
 }
 
 fn jacobian(c: &Common) -> Result<()> {
@@ -263,7 +264,8 @@ fn jacobian(c: &Common) -> Result<()> {
             series,
         }],
         &dir.join("jacobian"),
-    )
+    )?;
+    Ok(())
 }
 
 fn respond(r: &ResponseArgs) -> Result<()> {
@@ -328,5 +330,5 @@ fn respond(r: &ResponseArgs) -> Result<()> {
                 .collect(),
         }],
     };
-    plot::save(&[panel, fit], &dir.join("response"))
+    Ok(plot::save(&[panel, fit], &dir.join("response"))?)
 }

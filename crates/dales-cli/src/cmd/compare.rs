@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use dales::report::markdown_table;
 use dales::run::RunDir;
 
-use crate::plot::{self, Mark, Panel, Series};
+use dales::plot::{self, Mark, Panel, Series};
 
 /// Compare runs: prints a table, writes it as compare.md, and draws compare.png/.svg with the
 /// runs' evaluation-error curves overlaid.

@@ -10,8 +10,8 @@ use dales::robustness::Sweep;
 use dales::run::{AnyConfig, RunDir};
 use indicatif::MultiProgress;
 
-use crate::plot::{self, Mark, Panel, Series};
 use crate::training::train_queue;
+use dales::plot::{self, Mark, Panel, Series};
 
 /// Reproduce a paper's comparison (the lists are configs/reproduce/NAME.toml). `dann2021`: the
 /// six feed-forward models of Cornford et al. (ICLR 2021) on Fashion-MNIST with the paper's

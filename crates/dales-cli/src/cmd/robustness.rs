@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use dales::robustness::{DriveKind, Sweep};
 
-use crate::plot;
+use dales::plot;
 
 /// Evaluate sequence runs under an external drive added to every hidden neuron (the paper's
 /// step drive, ξ inside a window of 200/784 of the sequence starting at 200/784, or Gaussian

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use dales::analysis::spectra;
-use dales::nn::recurrent_net::{CellKind, RecurrentConfig};
+use dales::nn::recurrent_net::CellKind;
 
-use crate::plot;
+use dales::plot;
 
 /// Sample the initial recurrent matrix of each model for several seeds and plot their spectra
 /// together: eigenvalues in the complex plane, histograms of |λ| and of the singular values,
@@ -41,41 +41,16 @@ pub struct SpectrumArgs {
 }
 
 pub fn run(args: SpectrumArgs) -> Result<ExitCode> {
-    if args.seeds == 0 {
-        bail!("--seeds 0: at least one seed is needed");
-    }
     if args.bins == 0 {
         bail!("--bins 0: a histogram needs at least one bin");
     }
-    if args.radius.is_some() && !args.model.contains(&CellKind::Colei) {
-        bail!("--radius: only the colei model has a spectral-radius init");
-    }
-    let mut found = Vec::new();
-    for &cell in &args.model {
-        let paper = RecurrentConfig::paper(cell);
-        let config = RecurrentConfig {
-            hidden: vec![args.hidden],
-            ratio: if cell == CellKind::Rnn {
-                paper.ratio
-            } else {
-                args.ratio
-            },
-            radius: if cell == CellKind::Colei {
-                args.radius.or(paper.radius)
-            } else {
-                paper.radius
-            },
-            ..paper
-        };
-        let sampled =
-            spectra::sample_inits(&config, cell.name(), 0..args.seeds).with_context(|| {
-                format!(
-                    "--model {cell} --hidden {} --ratio {}",
-                    args.hidden, args.ratio
-                )
-            })?;
-        found.extend(sampled);
-    }
+    let found = spectra::sample_models(
+        &args.model,
+        args.hidden,
+        args.ratio,
+        args.radius,
+        args.seeds,
+    )?;
     let dir = args.out.unwrap_or_else(|| PathBuf::from("runs/spectrum"));
     for path in plot::write_spectra(&dir, &found, args.bins)? {
         eprintln!("wrote {}", path.display());

@@ -14,9 +14,9 @@ use dales::sweep::slurm::{SlurmOptions, script};
 use dales::sweep::{Collection, Manifest, Metric, Plan, Status, SweepFile, collect};
 use indicatif::MultiProgress;
 
-use crate::plot::{self, Mark, Panel, Series};
 use crate::progress::Overall;
 use crate::training::{train_any, train_queue};
+use dales::plot::{self, Mark, Panel, Series};
 
 /// Sweeps over seeds and any configuration keys (see configs/sweeps/): `plan` lists the runs,
 /// `run` trains them here, `slurm` writes (and submits) a SLURM job array, `task` trains one

@@ -109,9 +109,7 @@ fn resume<M: ModelSpec>(dir: &Path, args: &TrainArgs) -> Result<ExitCode> {
 }
 
 fn start<M: ModelSpec>(config: TrainConfig<M>, args: &TrainArgs) -> Result<ExitCode> {
-    let dir = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-seed{}", config.name(), config.seed))
-    });
+    let dir = args.out.clone().unwrap_or_else(|| config.default_run_dir());
     eprintln!(
         "dales train: {} model, {} epochs, batch {}, lr {}, seed {}, data {}",
         config.name(),

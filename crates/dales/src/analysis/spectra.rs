@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::device;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::nn::recurrent_net::{RecurrentConfig, RecurrentNet};
+use crate::nn::recurrent_net::{CellKind, RecurrentConfig, RecurrentNet};
 use crate::nn::spectrum::{Eigenvalue, eigenvalues, nse, singular_values};
 use crate::report::{markdown_table, mean_sd};
 use crate::run::RunDir;
@@ -99,6 +99,51 @@ pub fn sample_inits(
         out.extend(of_network(&net, label, seed)?);
     }
     Ok(out)
+}
+
+/// The spectra of the paper's initialisation of each of `cells` (spec B5, the spectral paper's
+/// Fig. 3 protocol) at one layer of `hidden` units, seeds `0..seeds`: E:I ratio `ratio` for the
+/// DANN and ColEI (the RNN has none) and, for ColEI, the spectral radius `radius` (absent: the
+/// paper's). Options are named as `dales spectrum`'s.
+pub fn sample_models(
+    cells: &[CellKind],
+    hidden: usize,
+    ratio: f64,
+    radius: Option<f64>,
+    seeds: u64,
+) -> Result<Vec<MatrixSpectrum>> {
+    if seeds == 0 {
+        return Err(Error::option("--seeds", 0, "at least one seed is needed"));
+    }
+    if radius.is_some() && !cells.contains(&CellKind::Colei) {
+        return Err(Error::option(
+            "--radius",
+            radius.unwrap_or_default(),
+            "only the colei model has a spectral-radius init",
+        ));
+    }
+    let mut found = Vec::new();
+    for &cell in cells {
+        let paper = RecurrentConfig::paper(cell);
+        let config = RecurrentConfig {
+            hidden: vec![hidden],
+            ratio: if cell == CellKind::Rnn {
+                paper.ratio
+            } else {
+                ratio
+            },
+            radius: if cell == CellKind::Colei {
+                radius.or(paper.radius)
+            } else {
+                paper.radius
+            },
+            ..paper
+        };
+        let sampled = sample_inits(&config, cell.name(), 0..seeds)
+            .map_err(|e| e.under(&format!("--model {cell} --hidden {hidden} --ratio {ratio}")))?;
+        found.extend(sampled);
+    }
+    Ok(found)
 }
 
 /// A histogram as densities (integrating to 1) over equal bins.

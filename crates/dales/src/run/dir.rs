@@ -152,6 +152,19 @@ impl AnyConfig {
         }
     }
 
+    /// This configuration with the dotted keys of `values` set (`optim.lr`, `model.hidden`),
+    /// parsed and validated again as a config file; `origin` names it in errors.
+    pub fn with_values(&self, values: &[(String, toml::Value)], origin: &Path) -> Result<Self> {
+        let mut table: toml::Table = self.to_toml().parse().expect("a config's TOML parses");
+        for (key, value) in values {
+            set_key(&mut table, key, value.clone()).map_err(|e| Error::ConfigFile {
+                path: origin.to_path_buf(),
+                message: format!("`{key}` = {value}: {e}"),
+            })?;
+        }
+        Self::from_table(table, origin)
+    }
+
     /// The resolved configuration as TOML (what a run writes into its `config.toml`).
     pub fn to_toml(&self) -> String {
         each_family!(self, c => c.to_toml())
@@ -160,6 +173,11 @@ impl AnyConfig {
     /// The model kind's name.
     pub fn name(&self) -> String {
         each_family!(self, c => c.name())
+    }
+
+    /// Where a run of this configuration goes when no directory is named.
+    pub fn default_run_dir(&self) -> PathBuf {
+        each_family!(self, c => c.default_run_dir())
     }
 
     /// The seed.
@@ -284,6 +302,12 @@ impl RunDir {
         Ok(records.into_iter().find(|r| r.epoch == 0))
     }
 
+    /// Whether the run's task is a regression (its errors are mean squared errors, not %): the
+    /// adding problem.
+    pub fn is_regression(&self) -> bool {
+        matches!(&self.config, AnyConfig::Recurrent(c) if c.model.adding.is_some())
+    }
+
     /// The checkpoint of a feed-forward run and its kind.
     pub fn feed_forward(&self) -> Result<(&TrainConfig<MlpConfig>, Mlp, ModelKind)> {
         let AnyConfig::FeedForward(config) = &self.config else {
@@ -381,4 +405,31 @@ fn test_task<M: ModelSpec>(model: &M, dir: Option<&Path>) -> Result<Box<dyn Task
     };
     model.check_data(&data)?;
     model.task(data.test)
+}
+
+/// Set the dotted `key` of `table` to `value`, making the tables on its way.
+pub fn set_key(
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+) -> std::result::Result<(), String> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().expect("split gives one part at least");
+    let mut at = table;
+    for (i, part) in parts.iter().enumerate() {
+        let entry = at
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        at = match entry {
+            toml::Value::Table(t) => t,
+            _ => {
+                return Err(format!(
+                    "`{}` is a value, not a table of settings",
+                    parts[..=i].join(".")
+                ));
+            }
+        };
+    }
+    at.insert(last.to_string(), value);
+    Ok(())
 }

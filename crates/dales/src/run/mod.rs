@@ -16,6 +16,7 @@ mod evaluate;
 mod lock;
 pub mod memory;
 mod metrics;
+mod trained;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -27,13 +28,14 @@ use dales_data::task::Target;
 use serde::{Deserialize, Serialize};
 
 pub use data::Dataset;
-pub use dir::{AnyConfig, Overrides, RunDir, files};
+pub use dir::{AnyConfig, Overrides, RunDir, files, set_key};
 pub use evaluate::{evaluate, first_logits, score};
 pub use lock::{LOCK_FILE, RunLock};
 pub use metrics::{
     EpochRecord, METRICS_HEADER, StepEvaluation, Summary, evaluations_csv, metrics_csv,
     read_evaluations, read_metrics,
 };
+pub use trained::{InputShape, Logits, TrainedModel};
 
 use crate::checkpoint::{self, NamedTensors, decode, encode};
 use crate::config::TrainConfig;

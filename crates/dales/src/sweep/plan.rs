@@ -12,7 +12,7 @@ use toml::{Table, Value};
 
 use super::file::{Base, PRESET_KEY, SweepFile};
 use crate::error::{Error, Result};
-use crate::run::{AnyConfig, Overrides};
+use crate::run::{AnyConfig, Overrides, set_key};
 
 /// One run of a sweep.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,29 +156,6 @@ impl SweepFile {
             message,
         }
     }
-}
-
-/// Set the dotted `key` of `table` to `value`, making the tables on its way.
-fn set_key(table: &mut Table, key: &str, value: Value) -> std::result::Result<(), String> {
-    let mut parts: Vec<&str> = key.split('.').collect();
-    let last = parts.pop().expect("split gives one part at least");
-    let mut at = table;
-    for (i, part) in parts.iter().enumerate() {
-        let entry = at
-            .entry(part.to_string())
-            .or_insert_with(|| Value::Table(Table::new()));
-        at = match entry {
-            Value::Table(t) => t,
-            _ => {
-                return Err(format!(
-                    "`{}` is a value, not a table of settings",
-                    parts[..=i].join(".")
-                ));
-            }
-        };
-    }
-    at.insert(last.to_string(), value);
-    Ok(())
 }
 
 /// How each swept key appears in a setting's name: nothing for a preset (its value is the

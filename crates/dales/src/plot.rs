@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::OnceLock;
 
-use anyhow::{Result, bail};
+use crate::error::{Error, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -13,7 +13,7 @@ const FONT_FILES: [&str; 2] = [
     "/usr/share/fonts/dejavu/DejaVuSans.ttf",
 ];
 
-fn ensure_font() -> Result<()> {
+fn ensure_font() -> std::result::Result<(), String> {
     static FONT: OnceLock<std::result::Result<(), String>> = OnceLock::new();
     FONT.get_or_init(|| {
         for path in FONT_FILES {
@@ -29,7 +29,6 @@ fn ensure_font() -> Result<()> {
         ))
     })
     .clone()
-    .map_err(anyhow::Error::msg)
 }
 
 /// How a series is drawn.
@@ -71,28 +70,55 @@ pub struct Panel {
 
 /// Draw `panels` side by side into `<stem>.png` and `<stem>.svg`.
 pub fn save(panels: &[Panel], stem: &Path) -> Result<()> {
-    ensure_font()?;
-    let size = (640 * panels.len() as u32, 480);
+    let png = stem.with_extension("png");
+    ensure_font().map_err(|e| Error::io(&png, std::io::Error::other(e)))?;
+    let size = size(panels);
     // Each file is drawn under a temporary name and renamed: never a half-drawn plot.
-    let drawing_failed = |e: anyhow::Error| std::io::Error::other(format!("{e:#}"));
-    dales::io::replace_atomic(&stem.with_extension("png"), |tmp| {
+    crate::io::replace_atomic(&png, |tmp| {
         let root = BitMapBackend::new(tmp, size).into_drawing_area();
-        draw(&root, panels).map_err(drawing_failed)?;
+        draw(&root, panels).map_err(std::io::Error::other)?;
         root.present().map_err(std::io::Error::other)
     })?;
-    dales::io::replace_atomic(&stem.with_extension("svg"), |tmp| {
+    crate::io::replace_atomic(&stem.with_extension("svg"), |tmp| {
         let root = SVGBackend::new(tmp, size).into_drawing_area();
-        draw(&root, panels).map_err(drawing_failed)?;
+        draw(&root, panels).map_err(std::io::Error::other)?;
         root.present().map_err(std::io::Error::other)
     })?;
     Ok(())
 }
 
-fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, panels: &[Panel]) -> Result<()>
+/// `panels` side by side as the bytes of a PNG image (drawn in the system's temporary
+/// directory, which is left as it was).
+pub fn png_bytes(panels: &[Panel]) -> Result<Vec<u8>> {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("dales-plot-{}-{n}.png", std::process::id()));
+    let drawn = (|| {
+        ensure_font()?;
+        let root = BitMapBackend::new(&path, size(panels)).into_drawing_area();
+        draw(&root, panels)?;
+        root.present().map_err(|e| e.to_string())
+    })();
+    let bytes = drawn
+        .map_err(std::io::Error::other)
+        .and_then(|()| std::fs::read(&path));
+    let _ = std::fs::remove_file(&path);
+    bytes.map_err(|e| Error::io(&path, e))
+}
+
+/// The image size of `panels` side by side: 640 × 480 each.
+fn size(panels: &[Panel]) -> (u32, u32) {
+    (640 * panels.len() as u32, 480)
+}
+
+fn draw<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[Panel],
+) -> std::result::Result<(), String>
 where
     DB::ErrorType: 'static,
 {
-    root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
     let areas = root.split_evenly((1, panels.len()));
     for (area, panel) in areas.iter().zip(panels) {
         let points = panel.series.iter().flat_map(|s| s.points.iter());
@@ -111,7 +137,7 @@ where
             }
         }
         if !y0.is_finite() {
-            bail!("nothing to plot in `{}`", panel.title);
+            return Err(format!("nothing to plot in `{}`", panel.title));
         }
         if x0 >= 0.0 {
             (x0, x1) = (0.0, x1.max(1.0));
@@ -125,14 +151,14 @@ where
             .x_label_area_size(36)
             .y_label_area_size(56)
             .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc(&panel.x_label)
             .y_desc(&panel.y_label)
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| e.to_string())?;
         let mut colour = 0;
         for s in &panel.series {
             if !matches!(s.mark, Mark::Guide | Mark::Band) {
@@ -142,13 +168,13 @@ where
             if s.mark == Mark::Band {
                 chart
                     .draw_series([Polygon::new(s.points.clone(), color.mix(0.2).filled())])
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| e.to_string())?;
                 continue;
             }
             if s.mark == Mark::Guide {
                 chart
                     .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(1)))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .map_err(|e| e.to_string())?;
                 continue;
             }
             if s.mark == Mark::Dots {
@@ -160,14 +186,14 @@ where
                 };
                 chart
                     .draw_series(s.points.iter().map(|&p| Circle::new(p, size, dot)))
-                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .map_err(|e| e.to_string())?
                     .label(&s.label)
                     .legend(move |(x, y)| Circle::new((x + 9, y), 3, color.filled()));
                 continue;
             }
             chart
                 .draw_series(LineSeries::new(s.points.clone(), color.stroke_width(2)))
-                .map_err(|e| anyhow::anyhow!("{e}"))?
+                .map_err(|e| e.to_string())?
                 .label(&s.label)
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2))
@@ -175,7 +201,7 @@ where
             // Markers, so that a one-epoch curve still shows.
             chart
                 .draw_series(s.points.iter().map(|&p| Circle::new(p, 2, color.filled())))
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(|e| e.to_string())?;
         }
         chart
             .configure_series_labels()
@@ -183,14 +209,28 @@ where
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
             .draw()
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
+/// The curves of the run in `run` (as [`run_curves`]), from its `metrics.csv` and
+/// `summary.json`.
+pub fn run_dir_curves(run: &crate::run::RunDir) -> Result<Vec<Panel>> {
+    let records = run.records()?;
+    let eval_name = run.summary()?.eval_set;
+    let title = format!("{} seed {}", run.config.name(), run.config.seed());
+    Ok(run_curves(
+        &records,
+        &eval_name,
+        &title,
+        run.is_regression(),
+    ))
+}
+
 /// Loss and error panels of one run's records (`regression`: both are mean squared errors).
 pub fn run_curves(
-    records: &[dales::run::EpochRecord],
+    records: &[crate::run::EpochRecord],
     eval_name: &str,
     title: &str,
     regression: bool,
@@ -200,7 +240,7 @@ pub fn run_curves(
     } else {
         ("cross-entropy", "error (%)")
     };
-    let pts = |f: fn(&dales::run::EpochRecord) -> f64| {
+    let pts = |f: fn(&crate::run::EpochRecord) -> f64| {
         records
             .iter()
             .map(|r| (r.epoch as f64, f(r)))
@@ -245,7 +285,7 @@ pub fn run_curves(
 }
 
 /// Mean accuracy against the drive amplitude, one curve per model, of a robustness sweep.
-pub fn sweep(sweep: &dales::robustness::Sweep, results: &[dales::robustness::RunResult]) -> Panel {
+pub fn sweep(sweep: &crate::robustness::Sweep, results: &[crate::robustness::RunResult]) -> Panel {
     Panel {
         title: format!("accuracy under a {} drive", sweep.drive),
         x_label: "drive amplitude ξ".into(),
@@ -268,10 +308,10 @@ pub fn sweep(sweep: &dales::robustness::Sweep, results: &[dales::robustness::Run
 /// the eigenvalue moduli and of the singular values, one colour per group (label, and matrix
 /// where a network has several).
 pub fn spectra(
-    spectra: &[dales::analysis::spectra::MatrixSpectrum],
+    spectra: &[crate::analysis::spectra::MatrixSpectrum],
     bins: usize,
 ) -> Result<Vec<Panel>> {
-    use dales::analysis::spectra::{Histogram, summarise};
+    use crate::analysis::spectra::{Histogram, summarise};
     let groups = summarise(spectra);
     let several = groups.iter().any(|g| g.matrix != groups[0].matrix);
     let name = |label: &str, matrix: &str| {
@@ -281,7 +321,7 @@ pub fn spectra(
             label.to_string()
         }
     };
-    let top = |f: fn(&dales::analysis::spectra::MatrixSpectrum) -> f64| {
+    let top = |f: fn(&crate::analysis::spectra::MatrixSpectrum) -> f64| {
         spectra.iter().map(f).fold(0.0, f64::max).max(1e-12)
     };
     // Singular values relative to their mean: the NSE is blind to scale, so this is the
@@ -364,14 +404,14 @@ pub fn spectra(
 }
 
 /// Write the files of a set of spectra into `dir`: the library's CSVs and table
-/// ([`dales::analysis::spectra::write`]) and `spectrum.png`/`.svg` ([`spectra`]); returns
+/// ([`crate::analysis::spectra::write`]) and `spectrum.png`/`.svg` ([`spectra`]); returns
 /// every file written.
 pub fn write_spectra(
     dir: &Path,
-    found: &[dales::analysis::spectra::MatrixSpectrum],
+    found: &[crate::analysis::spectra::MatrixSpectrum],
     bins: usize,
 ) -> Result<Vec<std::path::PathBuf>> {
-    let mut written = dales::analysis::spectra::write(dir, found)?;
+    let mut written = crate::analysis::spectra::write(dir, found)?;
     let stem = dir.join("spectrum");
     save(&spectra(found, bins)?, &stem)?;
     written.extend([stem.with_extension("png"), stem.with_extension("svg")]);
