@@ -13,10 +13,7 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 OUT=${OUT:-bench/out/python}
 target="${CARGO_TARGET_DIR:-target}"
-if [ -z "${DALES:-}" ]; then
-  cargo build --release -q -p dales-cli
-  DALES="$target/release/dales"
-fi
+source bench/timing.sh
 if [ -z "${PYTHON:-}" ]; then
   venv=bench/out/python-venv
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -31,17 +28,8 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-# The run: the DANN preset for 2 epochs on Fashion-MNIST, no progress bar in either.
-
-seconds() {
-  local t0 t1
-  t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1
-  t1=$(date +%s%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
-}
-median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
+# The run: the DANN preset for 2 epochs on Fashion-MNIST, no progress bar in either (the
+# CLI's hides itself when stderr is not a terminal).
 echo "== 1. dales.train against dales train ($rounds rounds, alternating; $(nproc) CPUs)"
 cli=() py=()
 for i in $(seq "$rounds"); do

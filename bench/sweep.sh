@@ -14,23 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
 OUT=${OUT:-bench/out/sweep}
-if [ -z "${DALES:-}" ]; then
-  cargo build --release -q -p dales-cli
-  DALES="${CARGO_TARGET_DIR:-target}/release/dales"
-fi
+source bench/timing.sh
 rm -rf "$OUT"
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-# Seconds taken by a command (its output discarded).
-seconds() {
-  local t0 t1
-  t0=$(date +%s%N)
-  "$@" >/dev/null 2>&1
-  t1=$(date +%s%N)
-  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", (b - a) / 1e9 }'
-}
-median() { tr ' ' '\n' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "== 1. plan 1000 runs"
 echo "sweep plan: $(seconds "$DALES" sweep plan configs/sweeps/colei-ei-size.toml) s"

@@ -89,7 +89,7 @@ class Run:
 
     def checkpoint(self) -> Dict[str, np.ndarray]:
         """The weights of checkpoint.safetensors as float32 arrays, by the names of the
-        checkpoint contract (``hidden.0.Wex``, ``output.Wei`` …; docs/checkpoint.md)."""
+        checkpoint contract (``hidden.0.wex``, ``output.wei`` …; docs/checkpoints.md)."""
         arrays, _ = _dales.checkpoint(str(self.path / "checkpoint.safetensors"))
         return dict(arrays)
 
