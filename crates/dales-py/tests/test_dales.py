@@ -166,7 +166,10 @@ def test_an_existing_run_is_refused_unless_overwritten(tmp_path: Path) -> None:
 
 
 INTERRUPTED = """
-import sys, dales
+import signal, sys, dales
+# Python's own Ctrl-C handler, as in a terminal or a Jupyter kernel (a shell's background job
+# starts with SIGINT ignored, and Python then keeps it ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 def progress(kind, epoch, epochs, batch, batches, loss, error):
     if kind == "step" and epoch == 2 and batch > 0:
         print("stepping", flush=True)
