@@ -24,12 +24,8 @@ pub fn run_to_end<M: ModelSpec>(
     let mut reporter = Reporter::new(name, trainer.config().epochs, regression, multi);
     let result = trainer.run(&mut |e| reporter.on(e), &|_| crate::interrupt::requested());
     reporter.finish();
-    if !trainer.records().is_empty() {
-        let title = format!("{} seed {}", trainer.config().name(), trainer.config().seed);
-        let panels = plot::run_curves(trainer.records(), trainer.eval_name(), &title, regression);
-        if let Err(e) = plot::save(&panels, &dir.join("curves")) {
-            eprintln!("warning: no plot for {}: {e:#}", dir.display());
-        }
+    if let Err(e) = plot::save_trainer_curves(trainer, dir) {
+        eprintln!("warning: no plot for {}: {e:#}", dir.display());
     }
     result.with_context(|| format!("training the run in {}", dir.display()))
 }

@@ -248,18 +248,7 @@ fn drive<M: ModelSpec + Send>(
             )
         };
         let outcome = trainer.run(&mut observer, &stop);
-        let plotted = if trainer.records().is_empty() {
-            Ok(())
-        } else {
-            let title = format!("{} seed {}", trainer.config().name(), trainer.config().seed);
-            let panels = dales::plot::run_curves(
-                trainer.records(),
-                trainer.eval_name(),
-                &title,
-                trainer.is_regression(),
-            );
-            dales::plot::save(&panels, &dir.join("curves"))
-        };
+        let plotted = dales::plot::save_trainer_curves(&trainer, dir);
         (outcome, plotted)
     });
     drop(trainer);

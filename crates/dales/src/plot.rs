@@ -214,6 +214,25 @@ where
     Ok(())
 }
 
+/// Draw the curves of `trainer`'s completed epochs into `dir/curves.png` and `.svg` (nothing
+/// before the first epoch ends).
+pub fn save_trainer_curves<M: crate::learner::ModelSpec>(
+    trainer: &crate::run::Trainer<M>,
+    dir: &Path,
+) -> Result<()> {
+    if trainer.records().is_empty() {
+        return Ok(());
+    }
+    let title = format!("{} seed {}", trainer.config().name(), trainer.config().seed);
+    let panels = run_curves(
+        trainer.records(),
+        trainer.eval_name(),
+        &title,
+        trainer.is_regression(),
+    );
+    save(&panels, &dir.join("curves"))
+}
+
 /// The curves of the run in `run` (as [`run_curves`]), from its `metrics.csv` and
 /// `summary.json`.
 pub fn run_dir_curves(run: &crate::run::RunDir) -> Result<Vec<Panel>> {
