@@ -1,12 +1,11 @@
-//! Running a trainer from the command line: progress bars, Ctrl-C, and the curves plot.
+//! Running trainers from the command line: progress bars, Ctrl-C, and the curves plot.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
-use dales::config::TrainConfig;
 use dales::learner::ModelSpec;
-use dales::run::{AnyConfig, Dataset, Outcome, RunDir, StartOptions, Trainer};
+use dales::queue::{self, QueuedRun, Watch};
+use dales::run::{AnyConfig, Event, Outcome, Trainer};
 use indicatif::MultiProgress;
 
 use crate::progress::Reporter;
@@ -30,69 +29,79 @@ pub fn run_to_end<M: ModelSpec>(
     result.with_context(|| format!("training the run in {}", dir.display()))
 }
 
-/// Train (or resume, or skip when finished) each of `runs` (configuration, directory),
-/// `jobs` at a time, until all are done or a stop signal arrives; `done(i, result)` is called
-/// as run `i` ends (`Ok(Outcome::Finished)` also for a run finished before). Progress is
-/// reported under each run's name.
+/// A run of a queue: its configuration, directory, and the name its progress is shown under.
+pub type Named<'a> = (&'a AnyConfig, &'a Path, String);
+
+/// Train (or resume, or skip when finished) each of `runs`, `jobs` at a time, until all are
+/// done or Ctrl-C; `done(i, result)` is called as run `i` ends (`Ok(Outcome::Finished)` also
+/// for a run finished before). Progress is shown under each run's name.
 pub fn train_queue(
     jobs: usize,
-    runs: &[(&AnyConfig, &Path, String)],
+    runs: &[Named],
     multi: &MultiProgress,
-    done: &(dyn Fn(usize, Result<Outcome>) + Sync),
+    done: &(dyn Fn(usize, dales::Result<Outcome>) + Sync),
 ) {
-    let queue: Mutex<Vec<usize>> = Mutex::new((0..runs.len()).rev().collect());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| {
-                loop {
-                    if crate::interrupt::requested() {
-                        return;
-                    }
-                    let Some(i) = queue.lock().unwrap().pop() else {
-                        return;
-                    };
-                    let (config, dir, name) = &runs[i];
-                    done(i, train_any(config, dir, name, Some(multi.clone())));
-                }
-            });
-        }
-    });
+    let queued: Vec<QueuedRun> = runs
+        .iter()
+        .map(|&(config, dir, _)| QueuedRun { config, dir })
+        .collect();
+    let watch = Bars {
+        runs,
+        multi: Some(multi.clone()),
+        done,
+    };
+    queue::train_queue(jobs, &queued, &watch);
 }
 
-/// Train (or resume, or skip when finished) one run of `config` in `dir`, reported as `name`.
-pub fn train_any(
-    config: &AnyConfig,
-    dir: &Path,
-    name: &str,
+/// Train (or resume, or skip when finished) one run of `config` in `dir`, shown as `name`.
+pub fn train_one(config: &AnyConfig, dir: &Path, name: String) -> dales::Result<Outcome> {
+    let runs = [(config, dir, name)];
+    let watch = Bars {
+        runs: &runs,
+        multi: None,
+        done: &|_, _| {},
+    };
+    queue::train_or_resume(0, QueuedRun { config, dir }, &watch)
+}
+
+/// The command line's watch over a queue: a progress bar (or periodic lines) per training
+/// run, Ctrl-C as the stop, warnings on stderr.
+struct Bars<'a> {
+    runs: &'a [Named<'a>],
     multi: Option<MultiProgress>,
-) -> Result<Outcome> {
-    match config {
-        AnyConfig::FeedForward(c) => train_one(c, dir, name, multi),
-        AnyConfig::Sequence(c) => train_one(c, dir, name, multi),
-        AnyConfig::Recurrent(c) => train_one(c, dir, name, multi),
-        AnyConfig::Conv(c) => train_one(c, dir, name, multi),
+    done: &'a (dyn Fn(usize, dales::Result<Outcome>) + Sync),
+}
+
+/// A reporter whose bar ends when the run stops training.
+struct Finishing(Reporter);
+
+impl Drop for Finishing {
+    fn drop(&mut self) {
+        self.0.finish();
     }
 }
 
-fn train_one<M: ModelSpec>(
-    config: &TrainConfig<M>,
-    dir: &Path,
-    name: &str,
-    multi: Option<MultiProgress>,
-) -> Result<Outcome> {
-    let mut trainer = if RunDir::resumable(dir) {
-        if RunDir::finished(dir, config.epochs) {
-            return Ok(Outcome::Finished);
-        }
-        Trainer::<M>::resume(dir, config.data.dir.clone(), Some(config.epochs))?
-    } else {
-        // A run killed before its first save left files but nothing to resume: start over.
-        let data = Dataset::load(config)?;
-        let options = StartOptions {
-            overwrite: true,
-            ..StartOptions::default()
-        };
-        Trainer::start(config.clone(), data, dir, options)?
-    };
-    run_to_end(&mut trainer, dir, name, multi)
+impl Watch for Bars<'_> {
+    fn started(&self, i: usize, epochs: usize, regression: bool) -> Box<dyn FnMut(Event) + '_> {
+        let name = &self.runs[i].2;
+        let mut reporter = Finishing(Reporter::new(name, epochs, regression, self.multi.clone()));
+        Box::new(move |e| reporter.0.on(e))
+    }
+
+    fn ended(&self, i: usize, result: dales::Result<Outcome>) {
+        (self.done)(i, result);
+    }
+
+    fn stop(&self) -> bool {
+        crate::interrupt::requested()
+    }
+
+    fn warn(&self, i: usize, warning: dales::Error) {
+        let dir = self.runs[i].1;
+        eprintln!(
+            "warning: no plot for {}: {}",
+            dir.display(),
+            warning.message()
+        );
+    }
 }

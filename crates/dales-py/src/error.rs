@@ -12,7 +12,7 @@ pyo3::import_exception!(dales._errors, DalesOSError);
 
 /// `e` as the Python exception of its kind.
 pub fn to_py(e: Error) -> PyErr {
-    let message = chain(&e);
+    let message = e.message();
     match e {
         Error::Config { .. }
         | Error::ConfigFile { .. }
@@ -30,21 +30,6 @@ pub fn to_py(e: Error) -> PyErr {
 /// A configuration error found here (a value that does not convert), named by `key`.
 pub fn config(key: &str, value: impl std::fmt::Display, expected: &str) -> PyErr {
     to_py(Error::config(key, value, expected))
-}
-
-/// The error and its sources, as `anyhow`'s `{:#}` prints them.
-fn chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = s.source();
-    }
-    text
 }
 
 /// Map a library result's error.

@@ -8,6 +8,9 @@ use pyo3::prelude::*;
 
 mod analysis;
 mod error;
+mod pump;
+mod queue;
+mod reproduce;
 mod run;
 mod sweep;
 mod train;
@@ -29,6 +32,10 @@ fn _dales(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(run::plot_png, m)?)?;
     m.add_class::<run::Model>()?;
     m.add_function(wrap_pyfunction!(sweep::collect, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::sweep_plan, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::sweep_run, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::sweep_slurm, m)?)?;
+    m.add_function(wrap_pyfunction!(reproduce::reproduce, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::robustness, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::spectrum, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::analyze_spectrum, m)?)?;

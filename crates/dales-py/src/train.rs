@@ -1,14 +1,12 @@
 //! Training from Python: the configuration as the CLI builds it, the run without the GIL,
 //! progress events for the Python side's bar, and Ctrl-C between steps.
 //!
-//! While a run trains, the GIL is released; between steps the loop takes it back briefly
-//! (at most every [`POLL`]) to run Python's signal handlers. A `KeyboardInterrupt` (Ctrl-C,
-//! a notebook's stop button) stops the run as the CLI's SIGINT does: the state is saved, the
-//! run directory is resumable, and the exception is raised once the save is done.
+//! A run trains on a worker thread without the GIL while the calling thread runs Python's
+//! signal handlers ([`crate::pump`]). A `KeyboardInterrupt` (Ctrl-C, a notebook's stop
+//! button) stops the run as the CLI's SIGINT does: the state is saved, the run directory is
+//! resumable, and the exception is raised once the save is done.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use dales::config::TrainConfig;
 use dales::device::DeviceChoice;
@@ -17,13 +15,11 @@ use dales::nn::MlpConfig;
 use dales::nn::convnet::ConvConfig;
 use dales::nn::recurrent_net::RecurrentConfig;
 use dales::nn::seq::SeqConfig;
-use dales::run::{AnyConfig, Dataset, Event, Outcome, Overrides, RunDir, StartOptions, Trainer};
+use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, StartOptions, Trainer};
 use pyo3::prelude::*;
 
 use crate::error::{IntoPy, config};
-
-/// How often the loop looks for a signal and reports a step.
-const POLL: Duration = Duration::from_millis(100);
+use crate::pump::pump;
 
 /// Where overrides and dictionaries are named in errors.
 const ORIGIN: &str = "dales.train";
@@ -187,82 +183,20 @@ fn drive<M: ModelSpec + Send>(
     dir: &Path,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let raised: Mutex<Option<PyErr>> = Mutex::new(None);
-    let raise = |e: PyErr| {
-        raised.lock().unwrap().get_or_insert(e);
-    };
     let epochs = trainer.config().epochs;
-    let (outcome, plotted) = py.detach(|| {
-        let mut batches = 0;
-        let mut reported = Instant::now();
-        let mut observer = |event: Event| {
-            let Some(callback) = &progress else { return };
-            let args = match event {
-                Event::EpochStart {
-                    epoch,
-                    batches: n,
-                    start_batch,
-                } => {
-                    batches = n;
-                    ("start", epoch, epochs, start_batch, n, f64::NAN, f64::NAN)
-                }
-                Event::Step {
-                    epoch,
-                    batch,
-                    loss,
-                    train_error,
-                } => {
-                    if batch < batches && reported.elapsed() < POLL {
-                        return;
-                    }
-                    reported = Instant::now();
-                    let loss = f64::from(loss);
-                    ("step", epoch, epochs, batch, batches, loss, train_error)
-                }
-                Event::EpochEnd(r) => {
-                    let (loss, error) = (r.test_loss, r.test_error);
-                    ("end", r.epoch, epochs, batches, batches, loss, error)
-                }
-            };
-            Python::attach(|py| {
-                if let Err(e) = callback.call1(py, args) {
-                    raise(e);
-                }
-            });
+    let (outcome, raised) = pump(py, progress.as_ref(), |sink| {
+        let outcome = {
+            let mut observer = sink.observer(None, epochs);
+            trainer.run(&mut observer, &|_| sink.stopped())
         };
-        let polled = std::cell::Cell::new(Instant::now());
-        let stop = |_step: u64| {
-            if raised.lock().unwrap().is_some() {
-                return true;
-            }
-            if polled.get().elapsed() < POLL {
-                return false;
-            }
-            polled.set(Instant::now());
-            Python::attach(|py| py.check_signals()).map_or_else(
-                |e| {
-                    raise(e);
-                    true
-                },
-                |()| false,
-            )
-        };
-        let outcome = trainer.run(&mut observer, &stop);
-        let plotted = dales::plot::save_trainer_curves(&trainer, dir);
-        (outcome, plotted)
+        if let Err(e) = dales::plot::save_trainer_curves(&trainer, dir) {
+            sink.warn(format!("no plot: {}", e.message()));
+        }
+        drop(trainer);
+        outcome
     });
-    drop(trainer);
-    if let Err(e) = plotted {
-        let warning = py.get_type::<pyo3::exceptions::PyUserWarning>();
-        PyErr::warn(
-            py,
-            &warning,
-            &std::ffi::CString::new(format!("no plot: {e}"))?,
-            1,
-        )?;
-    }
     let outcome = outcome.py()?;
-    match (outcome, raised.into_inner().unwrap()) {
+    match (outcome, raised) {
         (_, Some(e)) => Err(e),
         (Outcome::Finished | Outcome::Interrupted, None) => Ok(dir.display().to_string()),
     }

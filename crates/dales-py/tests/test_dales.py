@@ -288,3 +288,124 @@ def test_collect_equals_the_cli(tmp_path: Path) -> None:
     assert point["mean"] == pytest.approx(np.mean(losses))
     with pytest.raises(ValueError, match="metric"):
         dales.collect(tmp_path / "runs", metric="speed")
+
+
+def small_fashion(dir: Path, train: int, test: int) -> Path:
+    """The first `train` training and `test` test examples of Fashion-MNIST, as IDX files."""
+    dir.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", train), ("t10k", test)):
+        for kind, magic, item in (("images", 2051, 784), ("labels", 2049, 1)):
+            name = f"{split}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz"
+            with gzip.open(FASHION / name) as f:
+                data = f.read()
+            head = 16 if kind == "images" else 8
+            assert int.from_bytes(data[:4], "big") == magic
+            out = data[:4] + n.to_bytes(4, "big") + data[8:head] + data[head : head + n * item]
+            with gzip.open(dir / name, "wb") as f:
+                f.write(out)
+    return dir
+
+
+def test_reproduce_equals_the_cli(tmp_path: Path) -> None:
+    data = small_fashion(tmp_path / "data", 600, 200)
+    events = []
+    ours = dales.reproduce("dann2021", epochs=1, seeds=1, data=data, out=tmp_path / "py",
+                           jobs=2, progress=lambda run, kind, *rest: events.append((run, kind)))
+    cli("reproduce", "dann2021", "--epochs", "1", "--seeds", "1", "--data", str(data),
+        "--out", str(tmp_path / "cli"))
+    theirs = json.loads((tmp_path / "cli" / "results.json").read_text())
+    models = ["mlp", "layernorm", "columnei", "dann", "dann_nocorr", "dann_dngd"]
+    assert [r["model"] for r in ours.results] == models
+    for a, b in zip(ours.results, theirs):
+        a, b = dict(a), dict(b)
+        assert a.pop("seconds_per_run") > 0 and b.pop("seconds_per_run") > 0
+        assert a == b
+    # Every run trained as the CLI trained it, two at a time here, one at a time there.
+    for run in ours.runs:
+        twin = tmp_path / "cli" / run.path.name
+        ckpt = "checkpoint.safetensors"
+        assert (run.path / ckpt).read_bytes() == (twin / ckpt).read_bytes(), run.path.name
+    assert {run for run, kind in events if kind == "end"} == {f"{m} s1" for m in models}
+    assert "dann_dngd" in ours.markdown and "dann_dngd" in ours._repr_markdown_()
+    assert ours.plot()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [f.name for f in ours.files] == ["results.md", "results.json", "curves.png", "curves.svg"]
+    # Called again, every run is finished: nothing trains, the same report.
+    again = dales.reproduce("dann2021", epochs=1, seeds=1, data=data, out=tmp_path / "py",
+                            progress=lambda *event: pytest.fail("trained again"))
+    assert again.results == ours.results
+    with pytest.raises(ValueError, match="dann2022"):
+        dales.reproduce("dann2022", out=tmp_path / "none")
+    with pytest.raises(ValueError, match="--seeds"):
+        dales.reproduce("dann2021", seeds=0, out=tmp_path / "none")
+
+
+INTERRUPTED_QUEUE = """
+import signal, sys, dales
+signal.signal(signal.SIGINT, signal.default_int_handler)
+def progress(run, kind, epoch, epochs, batch, batches, loss, error):
+    if kind == "step" and epoch == 2 and batch > 0:
+        print("stepping", flush=True)
+try:
+    dales.sweep(sys.argv[1], out=sys.argv[2], jobs=2, progress=progress)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(0)
+print("finished", flush=True)
+"""
+
+SWEEP = """\
+name = "tiny"
+base = "mlp"
+seeds = 1
+
+[set]
+epochs = 3
+batch_size = 32
+model.hidden = [64]
+data.limit_train = 12000
+
+[grid]
+optim.lr = [0.01, 0.05]
+"""
+
+
+def test_sweep_interrupted_resumes_and_equals_the_cli(tmp_path: Path) -> None:
+    file = tmp_path / "tiny.toml"
+    file.write_text(SWEEP)
+    plan = dales.sweep_plan(file)
+    assert [r["dir"] for r in plan["runs"]] == ["lr0.01_seed1", "lr0.05_seed1"]
+    assert plan["runs"][1]["settings"] == {"optim.lr": 0.05} and plan["keys"] == ["optim.lr"]
+    # Two runs at a time on worker threads; Ctrl-C reaches Python's main thread.
+    script = tmp_path / "interrupted.py"
+    script.write_text(INTERRUPTED_QUEUE)
+    out = tmp_path / "py"
+    child = subprocess.Popen([sys.executable, str(script), str(file), str(out)],
+                             stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "stepping"
+    child.send_signal(signal.SIGINT)
+    rest = child.stdout.read()
+    assert child.wait(timeout=120) == 0
+    assert "KeyboardInterrupt" in rest and "finished" not in rest
+    for run in plan["runs"]:
+        summary = dales.Run(out / run["dir"]).summary
+        assert summary is not None and not summary["finished"]
+    ours = dales.sweep(file, out=out, jobs=2, progress=False)
+    cli("sweep", "run", str(file), "--out", str(tmp_path / "cli"), "--jobs", "1")
+    theirs = json.loads((tmp_path / "cli" / "collect.json").read_text())
+    assert json.loads((out / "collect.json").read_text())["points"] == ours["points"]
+    for a, b in zip(ours["points"], theirs["points"]):
+        assert a["values"] == b["values"] and a["point"] == b["point"]
+    for run in plan["runs"]:
+        ckpt = "checkpoint.safetensors"
+        assert (out / run["dir"] / ckpt).read_bytes() == (tmp_path / "cli" / run["dir"] / ckpt).read_bytes()
+    assert (out / "collect-curves.png").exists()
+    # The SLURM script: the CLI's, for the same dales; nothing left to train here.
+    written = dales.slurm(file, out=tmp_path / "slurm-py", dales=dales_bin(), time="1:00:00")
+    cli("sweep", "slurm", str(file), "--out", str(tmp_path / "slurm-cli"), "--time", "1:00:00")
+    py_script = Path(written["script"]).read_text()
+    cli_script = (tmp_path / "slurm-cli" / "slurm" / "sweep.sbatch").read_text()
+    assert written["tasks"] == 2 and written["job"] is None
+    assert py_script == cli_script.replace(str(tmp_path / "slurm-cli"), str(tmp_path / "slurm-py"))
+    assert dales.slurm(file, out=out, dales=dales_bin())["script"] is None
+    with pytest.raises(OSError, match="not an executable"):
+        dales.slurm(file, out=tmp_path / "x", dales=tmp_path / "tiny.toml")

@@ -49,6 +49,7 @@ pub mod nn;
 pub mod optim;
 pub mod plot;
 pub mod presets;
+pub mod queue;
 pub mod recurrent_run;
 pub mod report;
 pub mod reproduce;

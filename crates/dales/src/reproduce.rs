@@ -2,7 +2,10 @@
 //! trained for several seeds, written as data in `configs/reproduce/NAME.toml`, and a report
 //! over the finished runs.
 
+mod reproduction;
 pub mod spectral;
+
+pub use reproduction::{Reproduction, Written, all_names};
 
 use std::path::{Path, PathBuf};
 

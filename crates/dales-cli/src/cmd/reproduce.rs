@@ -1,17 +1,14 @@
 //! `dales reproduce`: one command per paper comparison.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
-use dales::reproduce::{Experiment, Job, Options, Report, errors_table, spectral, write_errors};
-use dales::robustness::Sweep;
-use dales::run::{AnyConfig, RunDir};
+use dales::reproduce::{Options, Reproduction};
 use indicatif::MultiProgress;
 
-use crate::training::train_queue;
-use dales::plot::{self, Mark, Panel, Series};
+use crate::training::{Named, train_queue};
 
 /// Reproduce a paper's comparison (the lists are configs/reproduce/NAME.toml). `dann2021`: the
 /// six feed-forward models of Cornford et al. (ICLR 2021) on Fashion-MNIST with the paper's
@@ -73,143 +70,36 @@ pub fn run(args: ReproduceArgs) -> Result<ExitCode> {
         epochs: args.epochs,
         data: args.data.clone(),
     };
-    if args.experiment == "dale2023" {
-        return dale2023(&args, &out, &options);
+    let reproduction = Reproduction::plan(&args.experiment, &out, &options)?;
+    if !args.report_only {
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let failures = train_all(args.jobs, &reproduction);
+        for f in &failures {
+            eprintln!("error: {f}");
+        }
+        if crate::interrupt::requested() {
+            eprintln!("interrupted; run the same command again to resume");
+            return Ok(ExitCode::from(crate::interrupt::exit_code()));
+        }
+        if !failures.is_empty() {
+            return Ok(ExitCode::from(1));
+        }
     }
-    let experiment = Experiment::named(&args.experiment)?;
-    let jobs = experiment.jobs(&out, &options)?;
-    if let Some(code) = train_all(&args, &out, &jobs)? {
-        return Ok(code);
-    }
-    match experiment.report {
-        Report::Errors => errors_report(&args.experiment, &experiment, &jobs, &out)?,
-        Report::Robustness => robustness_report(&jobs, &out, args.data.clone())?,
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Train every job unless `--report-only`; the exit code when the command must stop there
-/// (interrupted, or a run failed).
-fn train_all(args: &ReproduceArgs, out: &Path, jobs: &[Job]) -> Result<Option<ExitCode>> {
-    if args.report_only {
-        return Ok(None);
-    }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let failures = run_queue(args.jobs, jobs);
-    for f in &failures {
-        eprintln!("error: {f}");
-    }
-    if crate::interrupt::requested() {
-        eprintln!("interrupted; run the same command again to resume");
-        return Ok(Some(ExitCode::from(crate::interrupt::exit_code())));
-    }
-    if !failures.is_empty() {
-        return Ok(Some(ExitCode::from(1)));
-    }
-    Ok(None)
-}
-
-/// `dales reproduce dale2023`: every part's runs, then results.md, runs.csv and the plots.
-fn dale2023(args: &ReproduceArgs, out: &Path, options: &Options) -> Result<ExitCode> {
-    let jobs = spectral::jobs(out, options)?;
-    let plain: Vec<Job> = jobs.iter().map(|j| j.job.clone()).collect();
-    if let Some(code) = train_all(args, out, &plain)? {
-        return Ok(code);
-    }
-    let data = match &args.data {
-        Some(d) => format!("images from {}", d.display()),
-        None => "Fashion-MNIST".to_string(),
-    };
-    let results = spectral::write_report(out, &jobs, &data)?;
-    println!("{}", spectral::report_markdown(&results, &data));
-    let summaries = spectral::summarise(&results);
-    let curves = |part: spectral::Part, title: &str, y: &str| Panel {
-        x_label: "epoch".into(),
-        title: title.to_string(),
-        y_label: y.to_string(),
-        series: summaries
-            .iter()
-            .filter(|s| s.part == part)
-            .map(|s| Series {
-                mark: Mark::Line,
-                label: s.condition.clone(),
-                points: s
-                    .curve
-                    .iter()
-                    .enumerate()
-                    .map(|(e, v)| ((e + 1) as f64, *v))
-                    .collect(),
-            })
-            .collect(),
-    };
-    let mut panels = vec![
-        curves(
-            spectral::Part::Rowseq,
-            "row-sequential: test error",
-            "error (%)",
-        ),
-        curves(
-            spectral::Part::Transplant,
-            "transplant ablation: test error",
-            "error (%)",
-        ),
-        curves(spectral::Part::Adding, "adding problem: test MSE", "MSE"),
-    ];
-    panels.retain(|p| !p.series.is_empty());
-    if !panels.is_empty() {
-        plot::save(&panels, &out.join("curves"))?;
-    }
-    let nse: Vec<&spectral::RunResult> = results
+    let written = reproduction.report(&mut |line| eprintln!("{line}"))?;
+    println!("{}", written.markdown);
+    let files: Vec<String> = written
+        .files
         .iter()
-        .filter(|r| r.part == spectral::Part::Nse)
+        .map(|f| f.display().to_string())
         .collect();
-    if !nse.is_empty() {
-        let mut series: Vec<Series> = Vec::new();
-        for r in &nse {
-            let label = format!("n = {}", r.hidden);
-            let point = (r.nse_init, r.final_error);
-            match series.iter_mut().find(|s| s.label == label) {
-                Some(s) => s.points.push(point),
-                None => series.push(Series {
-                    mark: Mark::Dots,
-                    label,
-                    points: vec![point],
-                }),
-            }
-        }
-        if let Some(fit) = spectral::nse_regression(&results) {
-            let xs = nse.iter().map(|r| r.nse_init);
-            let (lo, hi) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-                (a.min(x), b.max(x))
-            });
-            series.push(Series {
-                mark: Mark::Line,
-                label: format!("fit: r = {:.2}, p = {:.1e}", fit.r, fit.p),
-                points: vec![
-                    (lo, fit.slope * lo + fit.intercept),
-                    (hi, fit.slope * hi + fit.intercept),
-                ],
-            });
-        }
-        let panel = Panel {
-            x_label: "NSE at initialisation".into(),
-            title: "ColEI: E:I ratio 1, 9, 99".into(),
-            y_label: "final test error (%)".into(),
-            series,
-        };
-        plot::save(&[panel], &out.join("nse"))?;
-    }
-    eprintln!(
-        "wrote {}/results.md, conditions.csv, runs.csv, curves.png/.svg, nse.png/.svg",
-        out.display()
-    );
+    eprintln!("wrote {}", files.join(", "));
     Ok(ExitCode::SUCCESS)
 }
 
-/// Train (or resume, or skip when finished) every job with `threads` runs at a time; returns
-/// the failures.
-fn run_queue(threads: usize, jobs: &[Job]) -> Vec<String> {
-    let runs: Vec<(&AnyConfig, &Path, String)> = jobs
+/// Train (or resume, or skip when finished) every run, `jobs` at a time; returns the failures.
+fn train_all(jobs: usize, reproduction: &Reproduction) -> Vec<String> {
+    let runs = reproduction.jobs();
+    let named: Vec<Named> = runs
         .iter()
         .map(|j| {
             let name = format!("{} s{}", j.config.name(), j.config.seed());
@@ -217,69 +107,15 @@ fn run_queue(threads: usize, jobs: &[Job]) -> Vec<String> {
         })
         .collect();
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    train_queue(threads, &runs, &MultiProgress::new(), &|i, result| {
+    train_queue(jobs, &named, &MultiProgress::new(), &|i, result| {
         if let Err(e) = result {
-            let job = &jobs[i];
-            let name = format!("{} seed {}", job.config.name(), job.config.seed());
-            failures.lock().unwrap().push(format!("{name}: {e:#}"));
+            let config = &runs[i].config;
+            let name = format!("{} seed {}", config.name(), config.seed());
+            failures
+                .lock()
+                .unwrap()
+                .push(format!("{name}: {}", e.message()));
         }
     });
     failures.into_inner().unwrap()
-}
-
-/// results.md, results.json and the mean curves of the finished runs.
-fn errors_report(name: &str, experiment: &Experiment, jobs: &[Job], out: &Path) -> Result<()> {
-    let results = write_errors(out, name, experiment, jobs)?;
-    println!("{}", errors_table(&results));
-    let series = results
-        .iter()
-        .map(|r| Series {
-            mark: Mark::Line,
-            label: r.model.clone(),
-            points: r.curve.clone(),
-        })
-        .collect();
-    let panel = Panel {
-        x_label: "epoch".into(),
-        title: "test error (mean over seeds)".into(),
-        y_label: "error (%)".into(),
-        series,
-    };
-    plot::save(&[panel], &out.join("curves"))?;
-    eprintln!(
-        "wrote {}/results.md, results.json, curves.png/.svg",
-        out.display()
-    );
-    Ok(())
-}
-
-/// The paper's robustness sweep over the finished runs, into `out/robustness`.
-fn robustness_report(jobs: &[Job], out: &Path, data: Option<PathBuf>) -> Result<()> {
-    let runs: Vec<&Job> = jobs
-        .iter()
-        .filter(|j| RunDir::finished(&j.dir, j.config.epochs()))
-        .collect();
-    if runs.is_empty() {
-        bail!("no finished run under {}", out.display());
-    }
-    let sweep = Sweep {
-        data,
-        ..Sweep::paper()
-    };
-    let mut results = Vec::new();
-    for job in runs {
-        let result = sweep.run(&job.dir, |xi, accuracy| {
-            eprintln!("{}: ξ = {xi}: accuracy {accuracy:.2}%", job.dir.display());
-        })?;
-        results.push(result);
-    }
-    let dir = out.join("robustness");
-    sweep.write(&dir, &results)?;
-    plot::save(&[plot::sweep(&sweep, &results)], &dir.join("robustness"))?;
-    print!("{}", sweep.table(&results));
-    eprintln!(
-        "wrote robustness.csv, robustness.md and robustness.png/.svg in {}",
-        dir.display()
-    );
-    Ok(())
 }

@@ -8,15 +8,15 @@ use std::sync::Mutex;
 
 use anyhow::{Context, Result, bail};
 use dales::report::markdown_table;
-use dales::run::{AnyConfig, Outcome};
-use dales::sweep::manifest::{clear_failure, record_failure};
-use dales::sweep::slurm::{SlurmOptions, script};
-use dales::sweep::{Collection, Manifest, Metric, Plan, Status, SweepFile, collect};
+use dales::sweep::manifest::clear_failure;
+use dales::sweep::slurm::SlurmOptions;
+use dales::sweep::{
+    Collection, Ended, Manifest, Metric, Status, SweepDir, SweepFile, collect, settle,
+};
 use indicatif::MultiProgress;
 
 use crate::progress::Overall;
-use crate::training::{train_any, train_queue};
-use dales::plot::{self, Mark, Panel, Series};
+use crate::training::{Named, train_one, train_queue};
 
 /// Sweeps over seeds and any configuration keys (see configs/sweeps/): `plan` lists the runs,
 /// `run` trains them here, `slurm` writes (and submits) a SLURM job array, `task` trains one
@@ -134,15 +134,9 @@ pub fn run(args: SweepArgs) -> Result<ExitCode> {
     }
 }
 
-/// The sweep file's runs, its manifest and the sweep directory (absolute), written.
-fn prepare(plan: &PlanArgs, out: Option<&Path>) -> Result<(Plan, Manifest, PathBuf)> {
-    let file = SweepFile::read(&plan.file)?;
-    let runs = file.plan(plan.data.as_deref())?;
-    let manifest = Manifest::new(&file, &runs);
-    let out = out.map_or_else(|| PathBuf::from("runs").join(&file.name), Path::to_path_buf);
-    let out = std::path::absolute(&out).with_context(|| format!("{}", out.display()))?;
-    manifest.write(&out)?;
-    Ok((runs, manifest, out))
+/// The sweep of `plan`'s file set up in `out`.
+fn prepare(plan: &PlanArgs, out: Option<&Path>) -> Result<SweepDir> {
+    Ok(SweepDir::create(&plan.file, plan.data.as_deref(), out)?)
 }
 
 fn plan(args: PlanArgs) -> Result<ExitCode> {
@@ -190,16 +184,10 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
         .num_threads(jobs * args.threads)
         .build_global()
         .context("starting the thread pool")?;
-    let (plan, manifest, out) = prepare(&args.plan, args.out.as_deref())?;
-    let mut configs = Vec::new();
-    for run in &plan.runs {
-        let dir = out.join(&run.dir);
-        if !dales::sweep::manifest::status(&dir).done() {
-            clear_failure(&dir)?;
-            configs.push((run, dir));
-        }
-    }
-    let total = plan.runs.len();
+    let sweep = prepare(&args.plan, args.out.as_deref())?;
+    let (manifest, out) = (&sweep.manifest, &sweep.dir);
+    let configs = sweep.pending()?;
+    let total = sweep.plan.runs.len();
     eprintln!(
         "sweep `{}`: {total} runs, {} done, {} to train, {jobs} at a time; directory {}",
         manifest.name,
@@ -207,7 +195,7 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
         configs.len(),
         out.display()
     );
-    let queue: Vec<(&AnyConfig, &Path, String)> = configs
+    let queue: Vec<Named> = configs
         .iter()
         .map(|(r, d)| (&r.config, d.as_path(), r.dir.clone()))
         .collect();
@@ -221,30 +209,21 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
     let failures = Mutex::new(Vec::new());
     train_queue(jobs, &queue, &multi, &|i, result| {
         let (_, dir, name) = &queue[i];
-        let line = match result {
-            Ok(Outcome::Finished) => format!("{name}: finished"),
-            Ok(Outcome::Interrupted) => return,
-            Err(e) => {
-                let error = format!("{e:#}");
-                match failure(&e) {
-                    // Another process trains it (a task of the same sweep): not this run's fault.
-                    Failure::InUse => format!("{name}: skipped: {error}"),
-                    kind => {
-                        let diverged = kind == Failure::Diverged;
-                        if let Err(e) = record_failure(dir, &error, diverged) {
-                            eprintln!("warning: {e}");
-                        }
-                        if diverged {
-                            format!("{name}: diverged (a result: not trained again)")
-                        } else {
-                            failures.lock().unwrap().push(format!("{name}: {error}"));
-                            format!(
-                                "{name}: failed (its error is in {}/error.txt)",
-                                dir.display()
-                            )
-                        }
-                    }
-                }
+        let (ended, unrecorded) = settle(dir, result);
+        if let Some(e) = unrecorded {
+            eprintln!("warning: {}", e.message());
+        }
+        let line = match ended {
+            Ended::Finished => format!("{name}: finished"),
+            Ended::Interrupted => return,
+            Ended::InUse(error) => format!("{name}: skipped: {error}"),
+            Ended::Diverged(_) => format!("{name}: diverged (a result: not trained again)"),
+            Ended::Failed(error) => {
+                failures.lock().unwrap().push(format!("{name}: {error}"));
+                format!(
+                    "{name}: failed (its error is in {}/error.txt)",
+                    dir.display()
+                )
             }
         };
         overall.lock().unwrap().ended(&line);
@@ -254,7 +233,7 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
         eprintln!("interrupted; run the same command again to resume");
         return Ok(ExitCode::from(crate::interrupt::exit_code()));
     }
-    let collection = collect(&out, None)?;
+    let collection = collect(out, None)?;
     report(&collection)?;
     let failures = failures.into_inner().unwrap();
     if !failures.is_empty() {
@@ -268,22 +247,8 @@ fn run_local(args: RunArgs) -> Result<ExitCode> {
 }
 
 fn slurm(args: SlurmArgs) -> Result<ExitCode> {
-    let (_, manifest, out) = prepare(&args.plan, args.out.as_deref())?;
-    let ids: Vec<usize> = manifest
-        .runs
-        .iter()
-        .filter(|r| !r.status(&out).done())
-        .map(|r| r.id)
-        .collect();
-    if ids.is_empty() {
-        eprintln!(
-            "all {} runs of `{}` are finished; collect them with: dales sweep collect {}",
-            manifest.runs.len(),
-            manifest.name,
-            out.display()
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
+    let sweep = prepare(&args.plan, args.out.as_deref())?;
+    let (manifest, out) = (&sweep.manifest, &sweep.dir);
     let options = SlurmOptions {
         partition: args.partition,
         time: args.time,
@@ -295,41 +260,31 @@ fn slurm(args: SlurmArgs) -> Result<ExitCode> {
         extra: args.sbatch_args,
     };
     let dales = std::env::current_exe().context("finding the dales executable")?;
-    let text = script(&manifest.name, &out, &dales, &ids, &options);
-    let logs = out.join("slurm");
-    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    let path = logs.join("sweep.sbatch");
-    dales::io::write_atomic(&path, text.as_bytes())?;
+    let Some(script) = sweep.write_slurm(&dales, &options)? else {
+        eprintln!(
+            "all {} runs of `{}` are finished; collect them with: dales sweep collect {}",
+            manifest.runs.len(),
+            manifest.name,
+            out.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let path = script.path.display();
     eprintln!(
-        "wrote {} ({} of {} runs to train)",
-        path.display(),
-        ids.len(),
+        "wrote {path} ({} of {} runs to train)",
+        script.tasks,
         manifest.runs.len()
     );
     if !args.submit {
-        eprintln!("submit it with: sbatch {}", path.display());
+        eprintln!("submit it with: sbatch {path}");
         return Ok(ExitCode::SUCCESS);
     }
-    let output = std::process::Command::new("sbatch")
-        .arg("--parsable")
-        .arg(&path)
-        .output()
-        .context("running sbatch (is SLURM installed and on PATH?)")?;
-    if !output.status.success() {
-        bail!(
-            "sbatch {} failed ({}): {}",
-            path.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-    }
-    let reply = String::from_utf8_lossy(&output.stdout);
-    let job = reply.trim().split(';').next().unwrap_or_default();
+    let job = script.submit()?;
     println!("{job}");
     eprintln!(
         "submitted job array {job} ({} tasks); logs in {}; then: dales sweep collect {}",
-        ids.len(),
-        logs.display(),
+        script.tasks,
+        out.join("slurm").display(),
         out.display()
     );
     Ok(ExitCode::SUCCESS)
@@ -360,42 +315,21 @@ fn task(args: TaskArgs) -> Result<ExitCode> {
         manifest.runs.len(),
         dir.display()
     );
-    match train_any(&config, &dir, &run.dir, None) {
-        Ok(Outcome::Finished) => Ok(ExitCode::SUCCESS),
-        Ok(Outcome::Interrupted) => {
+    let (ended, unrecorded) = settle(&dir, train_one(&config, &dir, run.dir.clone()));
+    if let Some(e) = unrecorded {
+        return Err(e.into());
+    }
+    match ended {
+        Ended::Finished => Ok(ExitCode::SUCCESS),
+        Ended::Interrupted => {
             eprintln!("stopped; the run resumes when its task runs again");
             Ok(ExitCode::from(crate::interrupt::exit_code()))
         }
-        Err(e) => {
-            let kind = failure(&e);
-            if kind != Failure::InUse {
-                record_failure(&dir, &format!("{e:#}"), kind == Failure::Diverged)?;
-            }
-            if kind == Failure::Diverged {
-                eprintln!("{e:#}\nrecorded as diverged: the sweep's result for this setting");
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e)
+        Ended::Diverged(error) => {
+            eprintln!("{error}\nrecorded as diverged: the sweep's result for this setting");
+            Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// How a run of a sweep failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    /// Its training diverged: a result of its setting, not a fault.
-    Diverged,
-    /// Another process holds its directory.
-    InUse,
-    /// Anything else: recorded, and retried by the next `run` or submission.
-    Error,
-}
-
-fn failure(e: &anyhow::Error) -> Failure {
-    match e.downcast_ref::<dales::Error>() {
-        Some(dales::Error::Diverged { .. }) => Failure::Diverged,
-        Some(dales::Error::InUse { .. }) => Failure::InUse,
-        _ => Failure::Error,
+        Ended::InUse(error) | Ended::Failed(error) => bail!("{error}"),
     }
 }
 
@@ -412,73 +346,8 @@ fn collect_cmd(args: CollectArgs) -> Result<ExitCode> {
 
 /// Write the collection's files and plots, and print its tables.
 fn report(c: &Collection) -> Result<()> {
-    c.write()?;
+    let written = c.write()?;
     println!("{}", c.markdown());
-    let mut written = vec!["collect.csv", "collect.md", "collect.json"];
-    let metric = c.metric.name();
-    let profiles: Vec<Panel> = c
-        .profiles()
-        .into_iter()
-        .map(|p| {
-            let (x_label, tx): (String, fn(f64) -> f64) = if p.log {
-                (format!("log10 {}", p.key), f64::log10)
-            } else {
-                (p.key.clone(), |x| x)
-            };
-            Panel {
-                title: format!("{metric} against {}", p.key),
-                x_label,
-                y_label: format!("{metric} (mean over seeds)"),
-                series: p
-                    .series
-                    .into_iter()
-                    .map(|(model, points)| Series {
-                        mark: Mark::Line,
-                        label: model,
-                        points: points.into_iter().map(|(x, y)| (tx(x), y)).collect(),
-                    })
-                    .collect(),
-            }
-        })
-        .filter(|p| {
-            p.series
-                .iter()
-                .any(|s| s.points.iter().any(|q| q.1.is_finite()))
-        })
-        .collect();
-    if !profiles.is_empty() {
-        plot::save(&profiles, &c.dir.join("collect-values"))?;
-        written.push("collect-values.png/.svg");
-    }
-    let mut series = Vec::new();
-    for p in c.best_per_model() {
-        let line = p.curve.iter().map(|&(e, m, _)| (e, m));
-        let upper = p.curve.iter().map(|&(e, m, sd)| (e, m + sd));
-        let lower = p.curve.iter().rev().map(|&(e, m, sd)| (e, m - sd));
-        series.push(Series {
-            mark: Mark::Line,
-            label: p.point.clone(),
-            points: line.collect(),
-        });
-        series.push(Series {
-            mark: Mark::Band,
-            label: String::new(),
-            points: upper.chain(lower).collect(),
-        });
-    }
-    let finite = series
-        .iter()
-        .any(|s| s.points.iter().any(|q| q.1.is_finite()));
-    if finite {
-        let panel = Panel {
-            title: "best setting per model: error, mean ± sd over seeds".into(),
-            x_label: "epoch".into(),
-            y_label: "evaluation error".into(),
-            series,
-        };
-        plot::save(&[panel], &c.dir.join("collect-curves"))?;
-        written.push("collect-curves.png/.svg");
-    }
     eprintln!("wrote {} in {}", written.join(", "), c.dir.display());
     Ok(())
 }

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import _dales, _progress, analyze
 from ._errors import DalesError, DalesOSError, DalesValueError
+from ._reproduction import Reproduction
 from ._run import Curves, Model, PathLike, Run
 
 __version__: str = _dales.__version__
@@ -29,12 +31,17 @@ __all__ = [
     "DalesValueError",
     "Curves",
     "Model",
+    "Reproduction",
     "Run",
     "analyze",
     "collect",
     "config",
+    "reproduce",
     "robustness",
+    "slurm",
     "spectrum",
+    "sweep",
+    "sweep_plan",
     "train",
 ]
 
@@ -124,6 +131,121 @@ def train(
         callback,
     )
     return Run(out_dir)
+
+
+def reproduce(
+    name: str,
+    *,
+    epochs: Optional[int] = None,
+    seeds: Optional[int] = None,
+    full: bool = False,
+    out: Optional[PathLike] = None,
+    data: Optional[PathLike] = None,
+    jobs: int = 1,
+    report_only: bool = False,
+    progress: Any = True,
+) -> Reproduction:
+    """Reproduce a paper's comparison, as ``dales reproduce NAME`` does: train its runs
+    (finished ones are kept, interrupted ones resumed) and write its report.
+
+    ``name``: ``"dann2021"`` (the six feed-forward models of Cornford et al., ICLR 2021, on
+    Fashion-MNIST), ``"dann2021-conv"`` (the convolutional comparison), ``"adaptation"``
+    (Geadah et al.: the RNNs on permuted pixel sequences, then their accuracy under an
+    external drive) or ``"dale2023"`` (Li et al., NeurIPS 2023: spectra and E/I RNNs).
+
+    Args:
+        epochs, seeds: per run and per model (default: the reproduction's).
+        full: the paper's full size (``adaptation``, ``dale2023``; ``dann2021-conv``: VGG16
+            on CIFAR-10 from ``data``).
+        out: the output directory (default ``runs/<name>``).
+        data: the dataset directory (default: Debian's Fashion-MNIST).
+        jobs: runs trained at the same time.
+        report_only: train nothing; report the runs finished so far.
+        progress: ``True`` for a bar per training run, ``False`` for none, or a callable
+            taking ``(run, kind, epoch, epochs, batch, batches, loss, error)``.
+
+    Ctrl-C (or Jupyter's stop button) saves the training runs and raises
+    ``KeyboardInterrupt``; calling again resumes them. Runs that fail are reported together
+    in a ``dales.DalesError`` after the others have trained.
+    """
+    report = _dales.reproduce(
+        name, _path(out), epochs, seeds, full, _path(data), jobs, report_only,
+        _progress.make_queue(progress),
+    )
+    return Reproduction(json.loads(report))
+
+
+def sweep_plan(file: PathLike, *, data: Optional[PathLike] = None) -> Dict[str, Any]:
+    """The runs of a sweep file (``dales sweep plan``): ``name``, ``metric``, ``keys`` and
+    ``runs``, each with its ``id``, run directory ``dir``, setting name ``point``, ``seed`` and
+    the swept ``settings``. Every run's configuration is validated; errors name the file,
+    the run and the key."""
+    return json.loads(_dales.sweep_plan(os.fspath(file), _path(data)))
+
+
+def sweep(
+    file: PathLike,
+    *,
+    out: Optional[PathLike] = None,
+    data: Optional[PathLike] = None,
+    jobs: int = 1,
+    progress: Any = True,
+) -> Dict[str, Any]:
+    """Train the runs of a sweep file here (``dales sweep run``), ``jobs`` at a time, into
+    ``out`` (default ``runs/<sweep name>``), then collect them: the collection's files and
+    plots are written there and returned as ``dales.collect`` returns them.
+
+    Finished runs are kept and interrupted ones resumed; a diverged run is a result (its
+    setting's), not retried. Ctrl-C saves the training runs and raises
+    ``KeyboardInterrupt``. Runs that fail are recorded in their ``error.txt`` and reported
+    together in a ``dales.DalesError`` after the others are collected.
+    """
+    found = _dales.sweep_run(
+        os.fspath(file), _path(out), _path(data), jobs, _progress.make_queue(progress)
+    )
+    return json.loads(found)
+
+
+def slurm(
+    file: PathLike,
+    *,
+    out: Optional[PathLike] = None,
+    data: Optional[PathLike] = None,
+    partition: Optional[str] = None,
+    time: Optional[str] = None,
+    cpus_per_task: int = 1,
+    mem: Optional[str] = None,
+    gpus_per_task: Optional[int] = None,
+    max_concurrent: Optional[int] = None,
+    term_before: int = 120,
+    sbatch_args: Sequence[str] = (),
+    submit: bool = False,
+    dales: Optional[PathLike] = None,
+) -> Dict[str, Any]:
+    """Write the SLURM job array of a sweep file's unfinished runs (``dales sweep slurm``):
+    ``out/slurm/sweep.sbatch``, whose task ``i`` runs ``dales sweep task OUT i``; with
+    ``submit``, submit it with ``sbatch``. ``out`` must be on a file system the cluster's
+    nodes share. The tasks run the command-line tool: ``dales`` is its path (default: the
+    ``dales`` on ``PATH``; install it with ``cargo install --path crates/dales-cli``).
+
+    Returns ``dir``, ``script`` (``None`` when every run is done), ``tasks`` and ``job`` (the
+    job id, when submitted). Collect the results with ``dales.collect(dir)``.
+    """
+    exe = _path(dales) if dales is not None else shutil.which("dales")
+    if exe is None:
+        raise DalesOSError(
+            "dales: the command-line tool is not on PATH; the array tasks run it: install it "
+            "(cargo install --path crates/dales-cli) or pass dales=PATH"
+        )
+    exe = os.path.abspath(exe)
+    if not os.access(exe, os.X_OK):
+        raise DalesOSError(f"{exe}: not an executable (dales=: the command-line tool)")
+    return json.loads(
+        _dales.sweep_slurm(
+            os.fspath(file), exe, _path(out), _path(data), partition, time, cpus_per_task,
+            mem, gpus_per_task, max_concurrent, term_before, list(sbatch_args), submit,
+        )
+    )
 
 
 def collect(directory: PathLike, metric: Optional[str] = None) -> Dict[str, Any]:

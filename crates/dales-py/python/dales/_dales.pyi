@@ -84,3 +84,40 @@ def analyze_response(
     run: str, xi: List[float], isolated: bool = False, trials: int = 5
 ) -> Dict[str, Any]: ...
 def collect(dir: str, metric: Optional[str] = None) -> str: ...
+
+QueueProgress = Callable[[str, str, int, int, int, int, float, float], None]
+
+def reproduce(
+    name: str,
+    out: Optional[str] = None,
+    epochs: Optional[int] = None,
+    seeds: Optional[int] = None,
+    full: bool = False,
+    data: Optional[str] = None,
+    jobs: int = 1,
+    report_only: bool = False,
+    progress: Optional[QueueProgress] = None,
+) -> str: ...
+def sweep_plan(file: str, data: Optional[str] = None) -> str: ...
+def sweep_run(
+    file: str,
+    out: Optional[str] = None,
+    data: Optional[str] = None,
+    jobs: int = 1,
+    progress: Optional[QueueProgress] = None,
+) -> str: ...
+def sweep_slurm(
+    file: str,
+    dales: str,
+    out: Optional[str] = None,
+    data: Optional[str] = None,
+    partition: Optional[str] = None,
+    time: Optional[str] = None,
+    cpus_per_task: int = 1,
+    mem: Optional[str] = None,
+    gpus_per_task: Optional[int] = None,
+    max_concurrent: Optional[int] = None,
+    term_before: int = 120,
+    sbatch_args: List[str] = ...,
+    submit: bool = False,
+) -> str: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Dict, Optional
 
 # (kind, epoch, epochs, batch, batches, loss, error): kind is "start" (batch = the first batch
 # of the epoch), "step" (loss and running training error) or "end" (loss and error on the
@@ -23,6 +23,38 @@ def make(name: str, progress: Any) -> Optional[Callback]:
     if callable(progress):
         return progress
     raise TypeError(f"progress: expected True, False or a callable, got {progress!r}")
+
+
+# (run, kind, epoch, epochs, batch, batches, loss, error): the events of the runs of a queue
+# (a reproduction, a sweep), `run` the run's name.
+QueueCallback = Callable[[str, str, int, int, int, int, float, float], None]
+
+
+def make_queue(progress: Any) -> Optional[QueueCallback]:
+    """The callback of a queue of runs for `progress`: True (a bar per training run), False
+    or None (nothing) or a callable taking the event tuple with the run's name first."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return _Bars()
+    if callable(progress):
+        return progress
+    raise TypeError(f"progress: expected True, False or a callable, got {progress!r}")
+
+
+class _Bars:
+    """A bar per run of a queue, while it trains."""
+
+    def __init__(self) -> None:
+        self.bars: Dict[str, _Bar] = {}
+
+    def __call__(self, run: str, kind: str, *event: Any) -> None:
+        bar = self.bars.get(run)
+        if bar is None:
+            bar = self.bars[run] = _Bar(run)
+        bar(kind, *event)
+        if kind == "end" and event[0] == event[1]:
+            del self.bars[run]
 
 
 class _Bar:

@@ -25,13 +25,15 @@ use crate::nn::ParamRole;
 use crate::nn::recurrent_net::{CellKind, RecurrentConfig};
 use crate::nn::transplant::Transplant;
 use crate::optim::Projection;
+use crate::plot::{self, Mark, Panel, Series};
 use crate::presets::colei_clip;
 use crate::report::{markdown_table, mean_sd};
 use crate::run::{AnyConfig, Overrides, RunDir};
 use crate::stats::{LineFit, linregress, mann_whitney, stars, welch};
 
 /// The four parts of the reproduction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Part {
     /// RNN vs DANN vs ColEI, 1 and 3 layers.
     Rowseq,
@@ -258,7 +260,7 @@ pub fn jobs(out: &Path, options: &Options) -> Result<Vec<SpectralJob>> {
 }
 
 /// What the report reads of one finished run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunResult {
     /// Its part.
     pub part: Part,
@@ -673,4 +675,88 @@ pub fn write_report(out: &Path, jobs: &[SpectralJob], data: &str) -> Result<Vec<
         conditions_csv(&results).as_bytes(),
     )?;
     Ok(results)
+}
+
+/// Draw the report's plots into `out`: `curves` (the mean test-error or MSE curves of the
+/// row-sequential, transplant and adding parts) and `nse` (final error against NSE at
+/// initialisation, with the fitted line), each where its part has finished runs; returns
+/// the files written.
+pub fn save_plots(out: &Path, results: &[RunResult]) -> Result<Vec<&'static str>> {
+    let mut written = Vec::new();
+    let summaries = summarise(results);
+    let curves = |part: Part, title: &str, y: &str| Panel {
+        x_label: "epoch".into(),
+        title: title.to_string(),
+        y_label: y.to_string(),
+        series: summaries
+            .iter()
+            .filter(|s| s.part == part)
+            .map(|s| Series {
+                mark: Mark::Line,
+                label: s.condition.clone(),
+                points: s
+                    .curve
+                    .iter()
+                    .enumerate()
+                    .map(|(e, v)| ((e + 1) as f64, *v))
+                    .collect(),
+            })
+            .collect(),
+    };
+    let mut panels = vec![
+        curves(Part::Rowseq, "row-sequential: test error", "error (%)"),
+        curves(
+            Part::Transplant,
+            "transplant ablation: test error",
+            "error (%)",
+        ),
+        curves(Part::Adding, "adding problem: test MSE", "MSE"),
+    ];
+    panels.retain(|p| !p.series.is_empty());
+    if !panels.is_empty() {
+        plot::save(&panels, &out.join("curves"))?;
+        written.extend(["curves.png", "curves.svg"]);
+    }
+    let nse: Vec<&RunResult> = results.iter().filter(|r| r.part == Part::Nse).collect();
+    if nse.is_empty() {
+        return Ok(written);
+    }
+    let mut series: Vec<Series> = Vec::new();
+    for r in &nse {
+        let label = format!("n = {}", r.hidden);
+        let point = (r.nse_init, r.final_error);
+        match series.iter_mut().find(|s| s.label == label) {
+            Some(s) => s.points.push(point),
+            None => series.push(Series {
+                mark: Mark::Dots,
+                label,
+                points: vec![point],
+            }),
+        }
+    }
+    if let Some(fit) = nse_regression(results) {
+        let (lo, hi) = nse
+            .iter()
+            .map(|r| r.nse_init)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(x), b.max(x))
+            });
+        series.push(Series {
+            mark: Mark::Line,
+            label: format!("fit: r = {:.2}, p = {:.1e}", fit.r, fit.p),
+            points: vec![
+                (lo, fit.slope * lo + fit.intercept),
+                (hi, fit.slope * hi + fit.intercept),
+            ],
+        });
+    }
+    let panel = Panel {
+        x_label: "NSE at initialisation".into(),
+        title: "ColEI: E:I ratio 1, 9, 99".into(),
+        y_label: "final test error (%)".into(),
+        series,
+    };
+    plot::save(&[panel], &out.join("nse"))?;
+    written.extend(["nse.png", "nse.svg"]);
+    Ok(written)
 }

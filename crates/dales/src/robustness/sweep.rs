@@ -85,7 +85,7 @@ pub const SIN_TEST: InputTransform = InputTransform::Sin {
 };
 
 /// One evaluated run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RunResult {
     /// The run directory.
     pub dir: PathBuf,

@@ -18,6 +18,7 @@ use super::manifest::{MANIFEST, Manifest, Status, status};
 use super::plan::value_text;
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
+use crate::plot::{self, Mark, Panel, Series};
 use crate::report::{markdown_table, mean_sd};
 use crate::run::{EpochRecord, RunDir, files, read_metrics};
 
@@ -467,14 +468,93 @@ impl Collection {
         s
     }
 
-    /// Write `collect.csv`, `collect.md` and `collect.json` into the directory.
-    pub fn write(&self) -> Result<()> {
+    /// Write `collect.csv`, `collect.md`, `collect.json` and the plots (`collect-values`: the
+    /// metric against each swept value; `collect-curves`: the best setting's curves per
+    /// model, each where it has finite values) into the directory; returns the files written.
+    pub fn write(&self) -> Result<Vec<&'static str>> {
         write_atomic(&self.dir.join("collect.csv"), self.csv().as_bytes())?;
         let md = format!("# Sweep {}\n\n{}", self.dir.display(), self.markdown());
         write_atomic(&self.dir.join("collect.md"), md.as_bytes())?;
         let json = serde_json::to_string_pretty(self).expect("a collection serialises");
-        write_atomic(&self.dir.join("collect.json"), json.as_bytes())
+        write_atomic(&self.dir.join("collect.json"), json.as_bytes())?;
+        let mut written = vec!["collect.csv", "collect.md", "collect.json"];
+        let profiles: Vec<Panel> = self
+            .profiles_panels()
+            .into_iter()
+            .filter(|p| p.series.iter().any(finite))
+            .collect();
+        if !profiles.is_empty() {
+            plot::save(&profiles, &self.dir.join("collect-values"))?;
+            written.push("collect-values.png/.svg");
+        }
+        let curves = self.curves_panel();
+        if curves.series.iter().any(finite) {
+            plot::save(&[curves], &self.dir.join("collect-curves"))?;
+            written.push("collect-curves.png/.svg");
+        }
+        Ok(written)
     }
+
+    /// One panel per swept key: the metric (mean over seeds) against its values, a line per
+    /// model (log10 of the values where the axis is logarithmic).
+    fn profiles_panels(&self) -> Vec<Panel> {
+        let metric = self.metric.name();
+        self.profiles()
+            .into_iter()
+            .map(|p| {
+                let (x_label, tx): (String, fn(f64) -> f64) = if p.log {
+                    (format!("log10 {}", p.key), f64::log10)
+                } else {
+                    (p.key.clone(), |x| x)
+                };
+                Panel {
+                    title: format!("{metric} against {}", p.key),
+                    x_label,
+                    y_label: format!("{metric} (mean over seeds)"),
+                    series: p
+                        .series
+                        .into_iter()
+                        .map(|(model, points)| Series {
+                            mark: Mark::Line,
+                            label: model,
+                            points: points.into_iter().map(|(x, y)| (tx(x), y)).collect(),
+                        })
+                        .collect(),
+                }
+            })
+            .collect()
+    }
+
+    /// The best setting's evaluation error per model: mean over seeds, with a ± sd band.
+    fn curves_panel(&self) -> Panel {
+        let mut series = Vec::new();
+        for p in self.best_per_model() {
+            let line = p.curve.iter().map(|&(e, m, _)| (e, m));
+            let upper = p.curve.iter().map(|&(e, m, sd)| (e, m + sd));
+            let lower = p.curve.iter().rev().map(|&(e, m, sd)| (e, m - sd));
+            series.push(Series {
+                mark: Mark::Line,
+                label: p.point.clone(),
+                points: line.collect(),
+            });
+            series.push(Series {
+                mark: Mark::Band,
+                label: String::new(),
+                points: upper.chain(lower).collect(),
+            });
+        }
+        Panel {
+            title: "best setting per model: error, mean ± sd over seeds".into(),
+            x_label: "epoch".into(),
+            y_label: "evaluation error".into(),
+            series,
+        }
+    }
+}
+
+/// Whether `s` has a finite point.
+fn finite(s: &Series) -> bool {
+    s.points.iter().any(|q| q.1.is_finite())
 }
 
 /// `&str`s of `h`, for a table header.

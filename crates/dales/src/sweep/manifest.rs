@@ -14,7 +14,7 @@ use super::file::{Metric, SweepFile};
 use super::plan::{Plan, value_text};
 use crate::error::{Error, Result};
 use crate::io::write_atomic;
-use crate::run::{AnyConfig, RunDir};
+use crate::run::{AnyConfig, Outcome, RunDir};
 
 /// The manifest's file name in a sweep directory.
 pub const MANIFEST: &str = "sweep.json";
@@ -236,4 +236,38 @@ pub fn clear_failure(dir: &Path) -> Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&path, e)),
         _ => Ok(()),
     }
+}
+
+/// How a run of a sweep ended, as [`settle`] recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// All its epochs are done (now or before).
+    Finished,
+    /// Stopped on request; it resumes when the sweep runs again.
+    Interrupted,
+    /// Another process trains it (a task of the same sweep): not this run's fault, nothing
+    /// recorded.
+    InUse(String),
+    /// Its training diverged: a result of its setting (recorded, not trained again).
+    Diverged(String),
+    /// Anything else: recorded in its `error.txt`, tried again by the next run of the sweep.
+    Failed(String),
+}
+
+/// Record how the run in `dir` ended — a divergence or a failure goes into its directory —
+/// and say which it was; the second value is the error of recording it, if that failed.
+pub fn settle(dir: &Path, result: Result<Outcome>) -> (Ended, Option<Error>) {
+    let error = match result {
+        Ok(Outcome::Finished) => return (Ended::Finished, None),
+        Ok(Outcome::Interrupted) => return (Ended::Interrupted, None),
+        Err(e) => e,
+    };
+    let text = error.message();
+    let ended = match error {
+        Error::InUse { .. } => return (Ended::InUse(text), None),
+        Error::Diverged { .. } => Ended::Diverged(text.clone()),
+        _ => Ended::Failed(text.clone()),
+    };
+    let diverged = matches!(ended, Ended::Diverged(_));
+    (ended, record_failure(dir, &text, diverged).err())
 }

@@ -4,12 +4,14 @@
 //! ([`collect`]). The CLI trains the runs, locally or as array tasks.
 
 pub mod collect;
+mod dir;
 pub mod file;
 pub mod manifest;
 pub mod plan;
 pub mod slurm;
 
 pub use collect::{Collection, PointResult, Profile, collect};
+pub use dir::{SlurmScript, SweepDir};
 pub use file::{Axis, Base, Metric, SweepFile};
-pub use manifest::{Manifest, ManifestRun, Status};
+pub use manifest::{Ended, Manifest, ManifestRun, Status, settle};
 pub use plan::{Plan, PlannedRun};
