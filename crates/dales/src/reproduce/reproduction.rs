@@ -58,16 +58,14 @@ pub fn all_names() -> Vec<&'static str> {
 impl Reproduction {
     /// Reproduction `name` with `options`, its runs in `out`.
     pub fn plan(name: &str, out: &Path, options: &Options) -> Result<Reproduction> {
+        if !all_names().contains(&name) {
+            let expected = format!("one of {}", all_names().join(", "));
+            return Err(Error::config("experiment", name, expected));
+        }
         let plan = if name == SPECTRAL {
             Plan::Spectral(spectral::jobs(out, options)?)
         } else {
-            let experiment = Experiment::named(name).map_err(|_| {
-                Error::config(
-                    "experiment",
-                    name,
-                    format!("one of {}", all_names().join(", ")),
-                )
-            })?;
+            let experiment = Experiment::named(name)?;
             let jobs = experiment.jobs(out, options)?;
             Plan::Presets(experiment, jobs)
         };

@@ -16,6 +16,7 @@ mod fused_sequence;
 mod gamma;
 mod gradcheck;
 mod init_stats;
+mod queue;
 mod recurrent;
 mod reference;
 mod rnn;
