@@ -1,5 +1,6 @@
 """Progress of a training run: a tqdm bar where tqdm is installed (a live widget in Jupyter),
-else one line on stderr rewritten in place."""
+else one line on stderr rewritten in place (in a terminal or a notebook; elsewhere a line per
+epoch)."""
 
 from __future__ import annotations
 
@@ -79,9 +80,10 @@ class _Bar:
             desc = f"{self.name} epoch {epoch}/{epochs}"
             if self.tqdm is not None:
                 self.bar = self.tqdm(total=batches, initial=batch, desc=desc, unit="step", leave=False)
-            else:
+            elif _live():
                 self.bar = _Line(desc, batches)
                 self.bar.update_to(batch, "")
+            # Else (a log file, a pipe) only the epochs' lines.
         elif kind == "step" and self.bar is not None:
             text = f"loss {loss:.4f}, train error {error:.2f}"
             if self.tqdm is not None:
@@ -118,6 +120,12 @@ class _Line:
     def close(self) -> None:
         sys.stderr.write("\n")
         sys.stderr.flush()
+
+
+def _live() -> bool:
+    """Whether stderr shows a line rewritten in place: a terminal or a notebook."""
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty()) or "ipykernel" in sys.modules
 
 
 def _number(v: float) -> str:
