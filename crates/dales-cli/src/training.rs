@@ -9,8 +9,6 @@ use dales::run::{AnyConfig, Event, Outcome, Trainer};
 use indicatif::MultiProgress;
 
 use crate::progress::Reporter;
-use dales::plot;
-
 /// Run `trainer` to its last epoch (or until Ctrl-C) with progress reporting under `name`,
 /// then draw its curves into `dir/curves.png/.svg`.
 pub fn run_to_end<M: ModelSpec>(
@@ -19,14 +17,13 @@ pub fn run_to_end<M: ModelSpec>(
     name: &str,
     multi: Option<MultiProgress>,
 ) -> Result<Outcome> {
-    let regression = trainer.is_regression();
-    let mut reporter = Reporter::new(name, trainer.config().epochs, regression, multi);
-    let result = trainer.run(&mut |e| reporter.on(e), &|_| crate::interrupt::requested());
-    reporter.finish();
-    if let Err(e) = plot::save_trainer_curves(trainer, dir) {
-        eprintln!("warning: no plot for {}: {e:#}", dir.display());
-    }
-    result.with_context(|| format!("training the run in {}", dir.display()))
+    let watch = Bars {
+        labels: vec![(dir, name)],
+        multi,
+        done: &|_, _| {},
+    };
+    queue::run_watched(0, trainer, dir, &watch)
+        .with_context(|| format!("training the run in {}", dir.display()))
 }
 
 /// A run of a queue: its configuration, directory, and the name its progress is shown under.
@@ -46,7 +43,10 @@ pub fn train_queue(
         .map(|&(config, dir, _)| QueuedRun { config, dir })
         .collect();
     let watch = Bars {
-        runs,
+        labels: runs
+            .iter()
+            .map(|(_, dir, name)| (*dir, name.as_str()))
+            .collect(),
         multi: Some(multi.clone()),
         done,
     };
@@ -54,10 +54,9 @@ pub fn train_queue(
 }
 
 /// Train (or resume, or skip when finished) one run of `config` in `dir`, shown as `name`.
-pub fn train_one(config: &AnyConfig, dir: &Path, name: String) -> dales::Result<Outcome> {
-    let runs = [(config, dir, name)];
+pub fn train_one(config: &AnyConfig, dir: &Path, name: &str) -> dales::Result<Outcome> {
     let watch = Bars {
-        runs: &runs,
+        labels: vec![(dir, name)],
         multi: None,
         done: &|_, _| {},
     };
@@ -67,7 +66,8 @@ pub fn train_one(config: &AnyConfig, dir: &Path, name: String) -> dales::Result<
 /// The command line's watch over a queue: a progress bar (or periodic lines) per training
 /// run, Ctrl-C as the stop, warnings on stderr.
 struct Bars<'a> {
-    runs: &'a [Named<'a>],
+    /// Each run's directory and name.
+    labels: Vec<(&'a Path, &'a str)>,
     multi: Option<MultiProgress>,
     done: &'a (dyn Fn(usize, dales::Result<Outcome>) + Sync),
 }
@@ -83,7 +83,7 @@ impl Drop for Finishing {
 
 impl Watch for Bars<'_> {
     fn started(&self, i: usize, epochs: usize, regression: bool) -> Box<dyn FnMut(Event) + '_> {
-        let name = &self.runs[i].2;
+        let name = self.labels[i].1;
         let mut reporter = Finishing(Reporter::new(name, epochs, regression, self.multi.clone()));
         Box::new(move |e| reporter.0.on(e))
     }
@@ -97,7 +97,7 @@ impl Watch for Bars<'_> {
     }
 
     fn warn(&self, i: usize, warning: dales::Error) {
-        let dir = self.runs[i].1;
+        let dir = self.labels[i].0;
         eprintln!(
             "warning: no plot for {}: {}",
             dir.display(),

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use dales::reproduce::{Options, Reproduction};
 use pyo3::prelude::*;
 
-use crate::error::{DalesError, IntoPy, config};
+use crate::error::{DalesError, IntoPy};
 use crate::pump::pump;
-use crate::queue::train_runs;
+use crate::queue::{check_jobs, train_runs};
 
 /// Train reproduction `name` (unless `report_only`) and write its report; returns the
 /// report as JSON: `dir`, `runs` (directories), `markdown`, `results`, `files`.
@@ -30,9 +30,7 @@ pub fn reproduce(
     report_only: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    if jobs == 0 {
-        return Err(config("jobs", 0, "at least one run at a time"));
-    }
+    check_jobs(jobs)?;
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(name));
     let options = Options {
         full,
@@ -49,7 +47,7 @@ pub fn reproduce(
         let runs: Vec<_> = jobs_list
             .iter()
             .zip(reproduction.queued())
-            .map(|(j, q)| (format!("{} s{}", j.config.name(), j.config.seed()), q))
+            .map(|(j, q)| (j.name(), q))
             .collect();
         let (ends, raised) = train_runs(py, jobs, &runs, progress.as_ref());
         if let Some(e) = raised {

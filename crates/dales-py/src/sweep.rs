@@ -9,7 +9,7 @@ use dales::sweep::{Ended, Metric, SweepDir, SweepFile, collect as collect_runs, 
 use pyo3::prelude::*;
 
 use crate::error::{DalesError, IntoPy};
-use crate::queue::train_runs;
+use crate::queue::{check_jobs, train_runs};
 
 /// What `dales sweep collect` finds in `dir`, as JSON (`metric`: the ranking metric's name).
 #[pyfunction]
@@ -65,13 +65,7 @@ pub fn sweep_run(
     jobs: usize,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    if jobs == 0 {
-        return Err(crate::error::config(
-            "jobs",
-            0,
-            "at least one run at a time",
-        ));
-    }
+    check_jobs(jobs)?;
     let sweep = SweepDir::create(&file, data.as_deref(), out.as_deref()).py()?;
     let pending = sweep.pending().py()?;
     let runs: Vec<(String, QueuedRun)> = pending

@@ -15,11 +15,13 @@ use dales::nn::MlpConfig;
 use dales::nn::convnet::ConvConfig;
 use dales::nn::recurrent_net::RecurrentConfig;
 use dales::nn::seq::SeqConfig;
+use dales::queue::run_watched;
 use dales::run::{AnyConfig, Dataset, Outcome, Overrides, RunDir, StartOptions, Trainer};
 use pyo3::prelude::*;
 
 use crate::error::{IntoPy, config};
 use crate::pump::pump;
+use crate::queue::PyWatch;
 
 /// Where overrides and dictionaries are named in errors.
 const ORIGIN: &str = "dales.train";
@@ -183,15 +185,9 @@ fn drive<M: ModelSpec + Send>(
     dir: &Path,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let epochs = trainer.config().epochs;
     let (outcome, raised) = pump(py, progress.as_ref(), |sink| {
-        let outcome = {
-            let mut observer = sink.observer(None, epochs);
-            trainer.run(&mut observer, &|_| sink.stopped())
-        };
-        if let Err(e) = dales::plot::save_trainer_curves(&trainer, dir) {
-            sink.warn(format!("no plot: {}", e.message()));
-        }
+        let outcome = run_watched(0, &mut trainer, dir, &PyWatch::single(sink));
+        // The run directory's lock goes with the trainer, before Python hears of the end.
         drop(trainer);
         outcome
     });

@@ -95,11 +95,23 @@ fn train_typed<M: ModelSpec>(
         };
         Trainer::start(config.clone(), data, dir, options)?
     };
+    run_watched(i, &mut trainer, dir, watch)
+}
+
+/// Run `trainer`, run `i` of `watch`, to its last epoch or until `watch` asks to stop; then
+/// draw its curves into `dir/curves.png/.svg` (a failure there is a warning).
+pub fn run_watched<M: ModelSpec>(
+    i: usize,
+    trainer: &mut Trainer<M>,
+    dir: &Path,
+    watch: &dyn Watch,
+) -> Result<Outcome> {
     let result = {
-        let mut observer = watch.started(i, config.epochs, trainer.is_regression());
+        let epochs = trainer.config().epochs;
+        let mut observer = watch.started(i, epochs, trainer.is_regression());
         trainer.run(&mut *observer, &|_| watch.stop())
     };
-    if let Err(e) = plot::save_trainer_curves(&trainer, dir) {
+    if let Err(e) = plot::save_trainer_curves(trainer, dir) {
         watch.warn(i, e);
     }
     result

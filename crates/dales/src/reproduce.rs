@@ -84,6 +84,13 @@ pub struct Job {
     pub dir: PathBuf,
 }
 
+impl Job {
+    /// Its short name while it trains: model and seed, `dann s2`.
+    pub fn name(&self) -> String {
+        format!("{} s{}", self.config.name(), self.config.seed())
+    }
+}
+
 /// Names of the reproductions.
 pub fn names() -> Vec<&'static str> {
     EXPERIMENTS.iter().map(|(n, _)| *n).collect()

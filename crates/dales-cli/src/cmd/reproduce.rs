@@ -101,10 +101,7 @@ fn train_all(jobs: usize, reproduction: &Reproduction) -> Vec<String> {
     let runs = reproduction.jobs();
     let named: Vec<Named> = runs
         .iter()
-        .map(|j| {
-            let name = format!("{} s{}", j.config.name(), j.config.seed());
-            (&j.config, j.dir.as_path(), name)
-        })
+        .map(|j| (&j.config, j.dir.as_path(), j.name()))
         .collect();
     let failures: Mutex<Vec<String>> = Mutex::new(Vec::new());
     train_queue(jobs, &named, &MultiProgress::new(), &|i, result| {

@@ -315,7 +315,7 @@ fn task(args: TaskArgs) -> Result<ExitCode> {
         manifest.runs.len(),
         dir.display()
     );
-    let (ended, unrecorded) = settle(&dir, train_one(&config, &dir, run.dir.clone()));
+    let (ended, unrecorded) = settle(&dir, train_one(&config, &dir, &run.dir));
     if let Some(e) = unrecorded {
         return Err(e.into());
     }

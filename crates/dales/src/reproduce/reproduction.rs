@@ -162,11 +162,16 @@ impl Reproduction {
         let dir = self.out.join("robustness");
         sweep.write(&dir, &results)?;
         plot::save(&[plot::sweep(&sweep, &results)], &dir.join("robustness"))?;
-        let files = ["csv", "md", "png", "svg"].map(|e| format!("robustness/robustness.{e}"));
+        let files = [
+            "robustness/robustness.csv",
+            "robustness/robustness.md",
+            "robustness/robustness.png",
+            "robustness/robustness.svg",
+        ];
         Ok(Written {
             markdown: sweep.table(&results),
             results: json(&results),
-            files: files.iter().map(|f| self.out.join(f)).collect(),
+            files: self.files(&files),
         })
     }
 
