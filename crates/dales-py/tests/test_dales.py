@@ -337,6 +337,8 @@ def test_reproduce_equals_the_cli(tmp_path: Path) -> None:
         dales.reproduce("dann2022", out=tmp_path / "none")
     with pytest.raises(ValueError, match="--seeds"):
         dales.reproduce("dann2021", seeds=0, out=tmp_path / "none")
+    with pytest.raises(ValueError, match="jobs"):
+        dales.reproduce("dann2021", jobs=0, out=tmp_path / "none")
 
 
 INTERRUPTED_QUEUE = """
@@ -409,3 +411,11 @@ def test_sweep_interrupted_resumes_and_equals_the_cli(tmp_path: Path) -> None:
     assert dales.slurm(file, out=out, dales=dales_bin())["script"] is None
     with pytest.raises(OSError, match="not an executable"):
         dales.slurm(file, out=tmp_path / "x", dales=tmp_path / "tiny.toml")
+    with pytest.raises(ValueError, match="jobs"):
+        dales.sweep(file, out=tmp_path / "x", jobs=0)
+    with pytest.raises(OSError, match="missing.toml"):
+        dales.sweep_plan(tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SWEEP.replace("optim.lr = [", "optim.lrr = ["))
+    with pytest.raises(ValueError, match="optim.lrr"):
+        dales.sweep_plan(bad)
