@@ -172,7 +172,7 @@ fn fused_conv_affine_matches_burn_conv2d() {
             let bv = Tensor::<1>::from_data(TensorData::new(bias.clone(), [6]), &dev)
                 .cast(dtype)
                 .require_grad();
-            let x = images(2, 4, 10, 9, 4, dtype).require_grad();
+            let x = images(6, 4, 10, 9, 4, dtype).require_grad();
             let y = Settings {
                 fused,
                 ..Settings::default()
@@ -206,6 +206,39 @@ fn fused_conv_affine_matches_burn_conv2d() {
                 2.0,
             );
         }
+    }
+}
+
+/// The fused ReLU + max-pool against burn's `relu` then `max_pool2d`: windows of 2, 3 (a
+/// constant-size kernel) and 5 (the general one), sizes that leave rows and columns over,
+/// inputs mostly negative (windows the ReLU cuts to 0); output and input gradient.
+#[test]
+fn fused_relu_max_pool_matches_burn() {
+    use burn::tensor::module::max_pool2d;
+    use burn::tensor::ops::MaxPoolOptions;
+    for (p, h, w) in [(2, 9, 8), (3, 7, 11), (5, 10, 12)] {
+        let run = |fused: bool| {
+            let x = (images(3, 4, h, w, 21, DType::F32) - 0.9).require_grad();
+            let y = Settings {
+                fused,
+                ..Settings::default()
+            }
+            .scope(|| {
+                dales::fused::relu_max_pool(x.clone(), p, |x| {
+                    max_pool2d(
+                        burn::tensor::activation::relu(x),
+                        MaxPoolOptions::new([p; 2]),
+                    )
+                })
+            });
+            let r = y.clone().cos().detach();
+            let mut g = (y.clone() * r).sum().backward();
+            (host(y), grad_of(&x, &mut g))
+        };
+        let (fast, plain) = (run(true), run(false));
+        assert_eq!(fast.0, plain.0, "pool {p}: outputs");
+        assert_eq!(fast.1, plain.1, "pool {p}: input gradients");
+        assert!(fast.0.iter().any(|&v| v == 0.0) && fast.0.iter().any(|&v| v > 0.0));
     }
 }
 

@@ -1,30 +1,38 @@
-//! Convolutions as dense layers on image patches (im2col): the conv DANN layer (spec A4) and
-//! the plain convolution `conv(x, W) + b`, each one forward and one analytic backward on host
-//! slices.
+//! Convolutions image by image: the patch matrix of one image, the products of a layer's
+//! weights with it, and the plain convolution `conv(x, W) + b` as one forward and one
+//! analytic backward on host slices.
 //!
 //! A 2-D convolution applies the same dense map to the patch of `d = C·kh·kw` inputs under
-//! every output pixel. With the patches of a batch as the rows of `cols (B·P, d)` (`P` output
-//! pixels per image, row `(b·OH + oh)·OW + ow`, column `(c·kh + i)·kw + j`, the order of a
-//! `(C_out, C, kh, kw)` weight flattened to `(C_out, d)`), the layer is the dense op on
-//! `B·P` rows ([`super::dann`], [`super::affine`]), its output rows are transposed to
-//! `(B, C_out, OH, OW)`, and in the backward pass the patch gradients are summed back onto the
-//! image (col2im). The conv DANN layer's 1×1 subtractive and divisive channel maps are exactly
-//! the dense layer's `Wei` and `α` applied per pixel, so its gradients are the dense ones.
+//! every output pixel. With one image's patches as the columns of `cols (d, P)` (`P` output
+//! pixels, column `oh·OW + ow`; row `(c·kh + i)·kw + j`, the order of a `(C_out, C, kh, kw)`
+//! weight flattened to `(C_out, d)`), the pre-activations are `Y = W · cols (C_out, P)`: the
+//! image's output maps as they are laid out in `(B, C_out, OH, OW)`, with no transpose.
+//! Images run on rayon's threads in blocks of [`IMAGES`], each product on its own thread with
+//! the image's patches in cache. Backward, from `dY`: `dW = Σ_images dY · colsᵀ` and, when
+//! asked, `dcols = Wᵀ · dY` summed back onto the image's pixels (col2im). The backward pass
+//! builds an image's patches again instead of keeping every image's (`B·P·d` entries: 58 MB
+//! for the small convnet's second layer at batch 256).
 //!
-//! The plain tensor versions (`crate::nn::conv_dann`, `crate::nn::conv` on burn's `conv2d`)
-//! are the reference these are tested against (`tests/it/conv.rs`).
+//! The sums over images are made per block and added in block order, so results do not
+//! depend on the number of threads. The plain tensor version (`crate::nn::conv` on burn's
+//! `conv2d`) is the reference these are tested against (`tests/it/conv.rs`); the conv DANN
+//! layer on the same machinery is [`super::conv_dann`].
 
-use std::sync::Arc;
+use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use burn::backend::NdArray;
 use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::dann;
-use super::{affine, dims2, f32s, host, written_rows};
+use super::gemm::{View, matmul_serial, matmul_serial_into};
+use super::{dims2, f32s, host};
 use crate::fused::autodiff::Kernel;
-use crate::fused::ops::{Conv2d, ConvAffine, ConvDannLayer};
+use crate::fused::ops::{Conv2d, ConvAffine};
+
+/// Images per rayon task, and per partial sum of the weight gradients.
+pub(crate) const IMAGES: usize = 4;
 
 /// The shape of a convolution's input and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +61,12 @@ impl Geometry {
         }
     }
 
+    /// The geometry of an op's input `x`.
+    pub(crate) fn of(conv: Conv2d, x: &NdArrayTensor) -> Geometry {
+        let s = x.shape();
+        Geometry::new(conv, [s[0], s[1], s[2], s[3]])
+    }
+
     /// Entries of one patch, `d = C·kh·kw`.
     pub fn patch(&self) -> usize {
         self.channels * self.conv.kernel[0] * self.conv.kernel[1]
@@ -63,19 +77,14 @@ impl Geometry {
         self.out[0] * self.out[1]
     }
 
-    /// Rows of the patch matrix, `B·P`.
-    pub fn rows(&self) -> usize {
-        self.batch * self.pixels()
-    }
-
     /// Entries of one input image.
-    fn image(&self) -> usize {
+    pub fn image(&self) -> usize {
         self.channels * self.size[0] * self.size[1]
     }
 
     /// The output coordinates `o` along `axis` whose input `o·s + k·δ − p` (kernel offset
     /// `k`) lies inside the image, as a range, and that input for the range's first.
-    fn inside(&self, axis: usize, k: usize) -> (std::ops::Range<usize>, usize) {
+    fn inside(&self, axis: usize, k: usize) -> (Range<usize>, usize) {
         let c = self.conv;
         let (s, n) = (c.stride[axis], self.size[axis]);
         let offset = k * c.dilation[axis];
@@ -90,177 +99,262 @@ impl Geometry {
         (lo..hi, (lo * s + offset).saturating_sub(pad))
     }
 
-    /// Visit every entry of one image's patches in order: `f(offset in the image's block of
-    /// `cols`, the offset in the image it reads, or `None` in the padding)`. The ranges of
-    /// output coordinates inside the image come from [`Geometry::inside`], once per kernel
-    /// offset, not per entry.
-    #[inline(always)]
-    fn each_entry(&self, mut f: impl FnMut(usize, Option<usize>)) {
+    /// Visit every output row of every patch row: `f(offset of the run in cols, the image
+    /// offset that the run's first inside column reads or `None` when the whole output row
+    /// reads padding, the run's output columns inside the image)`. A run is the `OW` entries
+    /// of `cols` row `(c·kh + i)·kw + j` for output row `oh`; its inside columns read the
+    /// image `stride[1]` pixels apart, the others read padding.
+    fn each_run(&self, mut f: impl FnMut(usize, Option<usize>, Range<usize>)) {
         let [kh, kw] = self.conv.kernel;
         let [h, w] = self.size;
         let [oh_n, ow_n] = self.out;
-        let d = self.patch();
+        let pixels = self.pixels();
         for c in 0..self.channels {
             for i in 0..kh {
                 let (rows, first_ih) = self.inside(0, i);
                 for j in 0..kw {
-                    let col = (c * kh + i) * kw + j;
+                    let row = (c * kh + i) * kw + j;
                     let (cols, first_iw) = self.inside(1, j);
                     for oh in 0..oh_n {
-                        let row = rows.contains(&oh).then(|| {
+                        let from = rows.contains(&oh).then(|| {
                             let ih = first_ih + (oh - rows.start) * self.conv.stride[0];
                             (c * h + ih) * w + first_iw
                         });
-                        for ow in 0..ow_n {
-                            let from = row
-                                .filter(|_| cols.contains(&ow))
-                                .map(|at| at + (ow - cols.start) * self.conv.stride[1]);
-                            f((oh * ow_n + ow) * d + col, from);
-                        }
+                        f(row * pixels + oh * ow_n, from, cols.clone());
                     }
                 }
             }
         }
     }
-}
 
-/// The patch matrix `cols (B·P, d)` of images `x (B, C, H, W)`; padding reads as 0. Every
-/// entry is written once (no zeroing first).
-pub fn im2col(g: &Geometry, x: &[f32]) -> Vec<f32> {
-    assert_eq!(x.len(), g.batch * g.image(), "x is (B, C, H, W)");
-    let ([cols], _) = written_rows([g.batch, g.pixels() * g.patch()], 1, |b, [cols]| {
-        let image = &x[b * g.image()..(b + 1) * g.image()];
-        g.each_entry(|to, from| {
-            cols[to].write(from.map_or(0.0, |at| image[at]));
-        });
-    });
-    cols
-}
-
-/// The image gradient `dx (B, C, H, W)` of patch gradients `dcols (B·P, d)`: each patch
-/// entry's gradient added to the pixel it was read from.
-pub fn col2im(g: &Geometry, dcols: &[f32]) -> Vec<f32> {
-    let block = g.pixels() * g.patch();
-    assert_eq!(dcols.len(), g.batch * block, "dcols is (B·P, d)");
-    let mut dx = vec![0.0; g.batch * g.image()];
-    dx.par_chunks_mut(g.image().max(1))
-        .zip(dcols.par_chunks(block.max(1)))
-        .for_each(|(image, cols)| {
-            g.each_entry(|from, to| {
-                if let Some(to) = to {
-                    image[to] += cols[from];
+    /// The patch matrix `cols (d, P)` of one image `(C, H, W)`; padding reads as 0.
+    pub fn im2col(&self, image: &[f32], cols: &mut [f32]) {
+        assert_eq!(image.len(), self.image(), "an image is (C, H, W)");
+        assert_eq!(cols.len(), self.patch() * self.pixels(), "cols is (d, P)");
+        let (ow_n, s) = (self.out[1], self.conv.stride[1]);
+        self.each_run(|at, from, inside| {
+            let run = &mut cols[at..at + ow_n];
+            let Some(from) = from else {
+                run.fill(0.0);
+                return;
+            };
+            run[..inside.start].fill(0.0);
+            run[inside.end..].fill(0.0);
+            let run = &mut run[inside];
+            if s == 1 {
+                run.copy_from_slice(&image[from..from + run.len()]);
+            } else {
+                for (k, v) in run.iter_mut().enumerate() {
+                    *v = image[from + k * s];
                 }
-            })
-        });
-    dx
-}
-
-/// Each of `batch` row-major `(rows, cols)` blocks transposed to `(cols, rows)`: the patch
-/// rows of an image `(P, n)` as its maps `(n, P)`, and back with the sizes swapped.
-pub fn transpose_blocks(src: &[f32], batch: usize, rows: usize, cols: usize) -> Vec<f32> {
-    let block = rows * cols;
-    assert_eq!(src.len(), batch * block, "src is (B, rows, cols)");
-    let ([out], _) = written_rows([batch, block], 1, |b, [out]| {
-        let src = &src[b * block..(b + 1) * block];
-        for (r, row) in src.chunks_exact(cols).enumerate() {
-            for (c, v) in row.iter().enumerate() {
-                out[c * rows + r].write(*v);
             }
-        }
-    });
-    out
+        });
+    }
+
+    /// Adds the patch gradients `dcols (d, P)` of one image onto the pixels they were read
+    /// from in `dimage (C, H, W)`.
+    pub fn col2im(&self, dcols: &[f32], dimage: &mut [f32]) {
+        assert_eq!(dimage.len(), self.image(), "an image is (C, H, W)");
+        assert_eq!(dcols.len(), self.patch() * self.pixels(), "dcols is (d, P)");
+        let s = self.conv.stride[1];
+        self.each_run(|at, from, inside| {
+            let Some(from) = from else { return };
+            let run = &dcols[at + inside.start..at + inside.end];
+            if s == 1 {
+                for (p, v) in dimage[from..from + run.len()].iter_mut().zip(run) {
+                    *p += v;
+                }
+            } else {
+                for (k, v) in run.iter().enumerate() {
+                    dimage[from + k * s] += v;
+                }
+            }
+        });
+    }
 }
 
-/// The geometry of an op's input `x`.
-fn geometry(conv: Conv2d, x: &NdArrayTensor) -> Geometry {
-    let s = x.shape();
-    Geometry::new(conv, [s[0], s[1], s[2], s[3]])
+/// The forward pass over images: `Y = W · cols (m, P)` for each image of `x (B, C, H, W)`
+/// with `W (m, d)`, handed to `pass(Y, the image's `out` entries of a second output)`, which
+/// may change `Y` and must write every entry of its output. Returns every image's `Y` (`(B,
+/// m, P)`) and the second output (`(B, out)`).
+pub(crate) fn forward_images(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    out: usize,
+    pass: impl Fn(&mut [f32], &mut [MaybeUninit<f32>]) + Sync,
+) -> (Vec<f32>, Vec<f32>) {
+    let (d, pixels, image) = (g.patch(), g.pixels(), g.image());
+    let m = w.len() / d.max(1);
+    assert_eq!(w.len(), m * d, "W is (m, d)");
+    assert_eq!(x.len(), g.batch * image, "x is (B, C, H, W)");
+    let per_y = m * pixels;
+    let (mut ys, mut outs) = (
+        Vec::with_capacity(g.batch * per_y),
+        Vec::with_capacity(g.batch * out),
+    );
+    let y_blocks = blocks(&mut ys, g.batch, per_y);
+    let out_blocks = blocks(&mut outs, g.batch, out);
+    y_blocks
+        .into_par_iter()
+        .zip(out_blocks)
+        .enumerate()
+        .for_each(|(block, (ys, outs))| {
+            let mut cols = vec![0.0; d * pixels];
+            for k in 0..ys.len() / per_y.max(1) {
+                let b = block * IMAGES + k;
+                g.im2col(&x[b * image..(b + 1) * image], &mut cols);
+                let y = &mut ys[k * per_y..(k + 1) * per_y];
+                matmul_serial_into(y, View::new(w, m, d), View::new(&cols, d, pixels));
+                // SAFETY: the product wrote every entry of `y`.
+                let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
+                pass(y, &mut outs[k * out..(k + 1) * out]);
+            }
+        });
+    // SAFETY: the blocks cover the first `B·m·P` and `B·out` entries, every one written above
+    // (the products and `pass`).
+    unsafe {
+        ys.set_len(g.batch * per_y);
+        outs.set_len(g.batch * out);
+    }
+    (ys, outs)
 }
 
-/// The image gradient `(B, C, H, W)` from patch gradients.
-fn image(g: &Geometry, dcols: &[f32]) -> NdArrayTensor {
+/// The spare capacity of `v` for `batch` images of `per_image` entries each, in blocks of
+/// [`IMAGES`] images (the last may be shorter; empty blocks when `per_image` is 0).
+fn blocks(v: &mut Vec<f32>, batch: usize, per_image: usize) -> Vec<&mut [MaybeUninit<f32>]> {
+    let spare = &mut v.spare_capacity_mut()[..batch * per_image];
+    if per_image == 0 {
+        return (0..batch.div_ceil(IMAGES))
+            .map(|_| Default::default())
+            .collect();
+    }
+    spare.chunks_mut(IMAGES * per_image).collect()
+}
+
+/// The weight gradient `dW (m, d)`, the input gradient `dx (B, C, H, W)` when `need_x`, and
+/// the per-block results of `pass`, for a layer `Y = W · cols` on each image of `x`.
+/// `pass(first image, image, dY (m, P), the block's state)` writes the image's `dY` (every
+/// entry) and may add to the block's state, which starts as `state()`; the states are
+/// returned in block order, for the caller to add up.
+pub(crate) fn backward_images<S: Send>(
+    g: &Geometry,
+    x: &[f32],
+    w: &[f32],
+    need_x: bool,
+    state: impl Fn() -> S + Sync,
+    pass: impl Fn(usize, &mut [f32], &mut S) + Sync,
+) -> (Vec<f32>, Option<Vec<f32>>, Vec<S>) {
+    let (d, pixels, image) = (g.patch(), g.pixels(), g.image());
+    let m = w.len() / d.max(1);
+    assert_eq!(w.len(), m * d, "W is (m, d)");
+    assert_eq!(x.len(), g.batch * image, "x is (B, C, H, W)");
+    let blocks = g.batch.div_ceil(IMAGES);
+    let mut dx = if need_x {
+        vec![0.0; g.batch * image]
+    } else {
+        Vec::new()
+    };
+    let dx_blocks: Vec<Option<&mut [f32]>> = if need_x {
+        dx.chunks_mut((IMAGES * image).max(1)).map(Some).collect()
+    } else {
+        (0..blocks).map(|_| None).collect()
+    };
+    let partials: Vec<(Vec<f32>, S)> = dx_blocks
+        .into_par_iter()
+        .enumerate()
+        .map(|(block, mut dx)| {
+            let mut cols = vec![0.0; d * pixels];
+            let mut dy = vec![0.0; m * pixels];
+            let mut dcols = if need_x {
+                vec![0.0; d * pixels]
+            } else {
+                Vec::new()
+            };
+            let mut dw = vec![0.0; m * d];
+            let mut s = state();
+            let first = block * IMAGES;
+            for b in first..(first + IMAGES).min(g.batch) {
+                pass(b, &mut dy, &mut s);
+                g.im2col(&x[b * image..(b + 1) * image], &mut cols);
+                let dyv = View::new(&dy, m, pixels);
+                matmul_serial(&mut dw, dyv, View::new(&cols, d, pixels).t(), true);
+                if let Some(dx) = dx.as_deref_mut() {
+                    matmul_serial(&mut dcols, View::new(w, m, d).t(), dyv, false);
+                    let at = (b - first) * image;
+                    g.col2im(&dcols, &mut dx[at..at + image]);
+                }
+            }
+            (dw, s)
+        })
+        .collect();
+    let mut dw = vec![0.0; m * d];
+    let mut states = Vec::with_capacity(partials.len());
+    for (part, s) in partials {
+        dw.iter_mut().zip(&part).for_each(|(a, v)| *a += v);
+        states.push(s);
+    }
+    (dw, need_x.then_some(dx), states)
+}
+
+/// The image gradient `(B, C, H, W)`.
+pub(crate) fn image(g: &Geometry, dx: Vec<f32>) -> NdArrayTensor {
     let [h, w] = g.size;
-    host(col2im(g, dcols), &[g.batch, g.channels, h, w])
-}
-
-/// What the conv DANN layer's backward needs: the geometry, the patches, `Wex`, `Wix` and
-/// the dense layer's intermediates.
-type ConvDannSaved = (
-    Geometry,
-    Arc<Vec<f32>>,
-    NdArrayTensor,
-    NdArrayTensor,
-    Arc<dann::Saved>,
-);
-
-impl Kernel<NdArray, 7> for ConvDannLayer {
-    type Saved = ConvDannSaved;
-
-    fn forward(
-        &self,
-        inputs: [NdArrayTensor; 7],
-        save: bool,
-    ) -> (NdArrayTensor, Option<ConvDannSaved>) {
-        let [x, wex, wix, ..] = &inputs;
-        let g = geometry(self.conv, x);
-        let dims = dann::Dims {
-            b: g.rows(),
-            d: g.patch(),
-            ne: wex.shape()[0],
-            ni: wix.shape()[0],
-        };
-        let cols = im2col(&g, &f32s(x));
-        let (z, saved) = dann::forward_inputs(dims, &cols, &inputs, self.eps);
-        let z = transpose_blocks(&z, g.batch, g.pixels(), dims.ne);
-        let shape = [g.batch, dims.ne, g.out[0], g.out[1]];
-        let saved = save.then(|| (g, Arc::new(cols), wex.clone(), wix.clone(), Arc::new(saved)));
-        (host(z, &shape), saved)
-    }
-
-    fn backward(
-        &self,
-        (g, cols, wex, wix, saved): ConvDannSaved,
-        dz: NdArrayTensor,
-        need: [bool; 7],
-    ) -> [Option<NdArrayTensor>; 7] {
-        let ne = dims2(&wex)[0];
-        let dz = transpose_blocks(&f32s(&dz), g.batch, ne, g.pixels());
-        let dx = |dcols: Vec<f32>| image(&g, &dcols);
-        dann::backward_outputs(&saved, &cols, [&wex, &wix], &dz, (need[0], dx))
-    }
+    host(dx, &[g.batch, g.channels, h, w])
 }
 
 impl Kernel<NdArray, 3> for ConvAffine {
-    /// The geometry, the patches and the weight.
-    type Saved = (Geometry, Arc<Vec<f32>>, NdArrayTensor);
+    /// The geometry, the input and the weight.
+    type Saved = (Geometry, NdArrayTensor, NdArrayTensor);
 
     fn forward(
         &self,
         [x, weight, bias]: [NdArrayTensor; 3],
         save: bool,
     ) -> (NdArrayTensor, Option<Self::Saved>) {
-        let g = geometry(self.conv, &x);
-        let n = dims2(&weight)[0];
-        let cols = im2col(&g, &f32s(&x));
-        let y = affine::forward(&cols, &f32s(&weight), &f32s(&bias), g.rows(), g.patch());
-        let y = transpose_blocks(&y, g.batch, g.pixels(), n);
+        let g = Geometry::of(self.conv, &x);
+        let bias = f32s(&bias);
+        let (n, pixels) = (bias.len(), g.pixels());
+        let (y, _) = forward_images(&g, &f32s(&x), &f32s(&weight), 0, |y, _| {
+            for (row, b) in y.chunks_exact_mut(pixels.max(1)).zip(&*bias) {
+                row.iter_mut().for_each(|v| *v += b);
+            }
+        });
         let shape = [g.batch, n, g.out[0], g.out[1]];
-        (host(y, &shape), save.then(|| (g, Arc::new(cols), weight)))
+        (host(y, &shape), save.then_some((g, x, weight)))
     }
 
     fn backward(
         &self,
-        (g, cols, weight): Self::Saved,
+        (g, x, weight): Self::Saved,
         dy: NdArrayTensor,
         need: [bool; 3],
     ) -> [Option<NdArrayTensor>; 3] {
         let [n, d] = dims2(&weight);
-        let dy = transpose_blocks(&f32s(&dy), g.batch, n, g.pixels());
-        let grads = affine::backward(&cols, &f32s(&weight), &dy, [g.rows(), d, n], need[0]);
+        let dy = f32s(&dy);
+        let per_image = n * g.pixels();
+        let (dw, dx, sums) = backward_images(
+            &g,
+            &f32s(&x),
+            &f32s(&weight),
+            need[0],
+            || vec![0.0f32; n],
+            |b, out, db| {
+                let dy = &dy[b * per_image..(b + 1) * per_image];
+                out.copy_from_slice(dy);
+                for (acc, row) in db.iter_mut().zip(dy.chunks_exact(g.pixels().max(1))) {
+                    *acc += row.iter().sum::<f32>();
+                }
+            },
+        );
+        let mut db = vec![0.0; n];
+        for part in &sums {
+            db.iter_mut().zip(part).for_each(|(a, v)| *a += v);
+        }
         [
-            grads.x.map(|d| image(&g, &d)),
-            Some(host(grads.weight, &[n, d])),
-            Some(host(grads.bias, &[n])),
+            dx.map(|dx| image(&g, dx)),
+            Some(host(dw, &[n, d])),
+            Some(host(db, &[n])),
         ]
     }
 }

@@ -1,6 +1,8 @@
 //! Row-major matrix products on host slices: the packing-free kernels of [`super::skinny`]
 //! where one dimension is small, the `gemm` crate (rayon-parallel) elsewhere.
 
+use std::mem::MaybeUninit;
+
 use super::skinny::{self, Raw, RawMut};
 
 /// Which implementation a product takes.
@@ -100,6 +102,20 @@ pub fn matmul_with(dst: &mut [f32], a: View, b: View, accumulate: bool, path: Pa
 pub fn matmul_serial(dst: &mut [f32], a: View, b: View, accumulate: bool) {
     assert_eq!(dst.len(), a.rows * b.cols, "destination size");
     product(dst, b.cols, a, b, accumulate, false, Path::Auto);
+}
+
+/// `dst = a · b` on the calling thread into a buffer not yet initialised, which the product
+/// writes entirely: for products inside a rayon task whose result is part of a larger buffer.
+pub fn matmul_serial_into(dst: &mut [MaybeUninit<f32>], a: View, b: View) {
+    let len = a.rows * b.cols;
+    assert_eq!(dst.len(), len, "destination size");
+    let out = Out {
+        ptr: dst.as_mut_ptr().cast(),
+        len,
+    };
+    // SAFETY: `dst` is an exclusively borrowed buffer of `len` entries, which the product
+    // writes and (`accumulate` false) does not read.
+    unsafe { product_raw(out, b.cols, a, b, false, false, Path::Auto) }
 }
 
 /// `a · b` in a new row-major `(a.rows, b.cols)` buffer. The buffer is not zeroed first: the

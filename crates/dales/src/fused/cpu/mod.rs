@@ -6,6 +6,7 @@ pub(crate) mod affine;
 pub(crate) mod arun_seq;
 pub(crate) mod controller;
 pub(crate) mod conv;
+pub(crate) mod conv_dann;
 pub(crate) mod dann;
 pub(crate) mod gamma;
 pub mod gemm;

@@ -11,7 +11,8 @@ use burn::backend::TensorMetadata;
 use burn::backend::ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
-use super::{f32s, host};
+use super::simd::simd_fn;
+use super::{f32s, host, written_rows};
 use crate::fused::autodiff::Kernel;
 use crate::fused::ops::ReluMaxPool;
 
@@ -22,52 +23,122 @@ const CUT: u32 = u32::MAX;
 /// within its plane (or [`CUT`]).
 pub fn forward(x: &[f32], planes: usize, [h, w]: [usize; 2], p: usize) -> (Vec<f32>, Vec<u32>) {
     assert_eq!(x.len(), planes * h * w, "x is (planes, H, W)");
-    let (oh, ow) = (h / p, w / p);
-    let mut y = vec![0.0; planes * oh * ow];
-    let mut at = vec![CUT; planes * oh * ow];
-    y.par_chunks_mut((oh * ow).max(1))
-        .zip(at.par_chunks_mut((oh * ow).max(1)))
+    let out = (h / p) * (w / p);
+    let mut y = vec![0.0; planes * out];
+    let mut at = vec![CUT; planes * out];
+    y.par_chunks_mut(out.max(1))
+        .zip(at.par_chunks_mut(out.max(1)))
         .zip(x.par_chunks((h * w).max(1)))
-        .for_each(|((y, at), x)| {
-            for r in 0..oh {
-                for c in 0..ow {
-                    let (mut best, mut arg) = (0.0f32, CUT);
-                    for i in r * p..(r + 1) * p {
-                        let row = &x[i * w + c * p..i * w + (c + 1) * p];
-                        for (j, &v) in row.iter().enumerate() {
-                            // Branch-free: the winner of random data is unpredictable. NaN
-                            // wins (and stays), so that a diverged run shows.
-                            let better = v > best || v.is_nan();
-                            let mask = (better as u32).wrapping_neg();
-                            let k = (i * w + c * p + j) as u32;
-                            arg ^= (arg ^ k) & mask;
-                            best = f32::from_bits(
-                                best.to_bits() ^ ((best.to_bits() ^ v.to_bits()) & mask),
-                            );
-                        }
-                    }
-                    y[r * ow + c] = best;
-                    at[r * ow + c] = arg;
-                }
-            }
-        });
+        .for_each_init(
+            || (vec![0.0; w], vec![0; w]),
+            |(best, row), ((y, at), x)| plane(x, [h, w], p, y, at, best, row),
+        );
     (y, at)
 }
+
+simd_fn! {
+    /// One plane's outputs and winners, in two passes per row of windows: down the window's
+    /// `p` rows, each column's largest entry and the row it is in (element-wise, so it
+    /// vectorises); then across each window's `p` columns of those, from 0 (the ReLU). Within
+    /// a pass a later entry wins only if it is larger, or NaN (so that a diverged run shows).
+    /// `best` and `row` are scratch of `W` entries.
+    fn plane(
+        x: &[f32],
+        hw: [usize; 2],
+        p: usize,
+        y: &mut [f32],
+        at: &mut [u32],
+        best: &mut [f32],
+        row: &mut [u32],
+    ) {
+        match p {
+            2 => plane_of::<2>(x, hw, y, at, best, row),
+            3 => plane_of::<3>(x, hw, y, at, best, row),
+            4 => plane_of::<4>(x, hw, y, at, best, row),
+            _ => plane_any(x, hw, p, y, at, best, row),
+        }
+    }
+}
+
+/// [`plane`] for windows of `P` (the across-columns pass vectorises for a constant `P`).
+#[inline(always)]
+fn plane_of<const P: usize>(
+    x: &[f32],
+    hw: [usize; 2],
+    y: &mut [f32],
+    at: &mut [u32],
+    best: &mut [f32],
+    row: &mut [u32],
+) {
+    plane_any(x, hw, P, y, at, best, row)
+}
+
+#[inline(always)]
+fn plane_any(
+    x: &[f32],
+    [h, w]: [usize; 2],
+    p: usize,
+    y: &mut [f32],
+    at: &mut [u32],
+    best: &mut [f32],
+    row: &mut [u32],
+) {
+    let (oh, ow) = (h / p, w / p);
+    let n = ow * p;
+    let (best, row) = (&mut best[..n], &mut row[..n]);
+    for r in 0..oh {
+        let top = r * p * w;
+        best.copy_from_slice(&x[top..top + n]);
+        row.fill(0);
+        for i in 1..p {
+            let line = &x[top + i * w..top + i * w + n];
+            for ((b, k), &v) in best.iter_mut().zip(row.iter_mut()).zip(line) {
+                let better = v > *b || v.is_nan();
+                *b = if better { v } else { *b };
+                *k = if better { i as u32 } else { *k };
+            }
+        }
+        let (y, at) = (&mut y[r * ow..(r + 1) * ow], &mut at[r * ow..(r + 1) * ow]);
+        for (c, ((y, at), (b, k))) in y
+            .iter_mut()
+            .zip(at.iter_mut())
+            .zip(best.chunks_exact(p).zip(row.chunks_exact(p)))
+            .enumerate()
+        {
+            let (mut top_v, mut top_at) = (0.0f32, CUT);
+            for j in 0..p {
+                let v = b[j];
+                let better = v > top_v || v.is_nan();
+                let index = ((r * p + k[j] as usize) * w + c * p + j) as u32;
+                top_v = if better { v } else { top_v };
+                top_at = if better { index } else { top_at };
+            }
+            *y = top_v;
+            *at = top_at;
+        }
+    }
+}
+
+/// Planes per rayon task in the backward pass.
+const PLANES: usize = 16;
 
 /// `dx (planes, H, W)` from `dy (planes, OH, OW)` and the forward's winners.
 pub fn backward(dy: &[f32], at: &[u32], planes: usize, [h, w]: [usize; 2], p: usize) -> Vec<f32> {
     let out = (h / p) * (w / p);
     assert_eq!(dy.len(), planes * out, "dy is (planes, OH, OW)");
-    let mut dx = vec![0.0; planes * h * w];
-    dx.par_chunks_mut((h * w).max(1))
-        .zip(dy.par_chunks(out.max(1)).zip(at.par_chunks(out.max(1))))
-        .for_each(|(dx, (dy, at))| {
-            for (&g, &i) in dy.iter().zip(at) {
+    let ([dx], _) = written_rows([planes, h * w], PLANES, |first, [dx]| {
+        for (k, dx) in dx.chunks_mut((h * w).max(1)).enumerate() {
+            dx.iter_mut().for_each(|v| {
+                v.write(0.0);
+            });
+            let plane = (first + k) * out..(first + k + 1) * out;
+            for (&g, &i) in dy[plane.clone()].iter().zip(&at[plane]) {
                 if i != CUT {
-                    dx[i as usize] += g;
+                    dx[i as usize].write(g);
                 }
             }
-        });
+        }
+    });
     dx
 }
 
