@@ -39,8 +39,8 @@ pub use cpu::gamma::{
 };
 pub use cpu::gemm;
 pub use ops::{
-    ArunParams, Conv2d, RnnAct, RnnParams, affine, arun_sequence, controller_step, conv_affine,
-    conv_dann_layer, dann_layer, gamma, relu_max_pool, rnn_sequence, rnn_states, sgd_step, tanh,
+    ArunParams, Conv2d, Pool, RnnAct, RnnParams, affine, arun_sequence, controller_step,
+    conv_affine, conv_dann_layer, dann_layer, gamma, rnn_sequence, rnn_states, sgd_step, tanh,
 };
 
 /// How the fused ops run for the calls made inside [`Settings::run`] (or [`Settings::scope`])

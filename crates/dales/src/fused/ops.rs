@@ -16,12 +16,15 @@
 //! | [`sgd_step`] | `p`, `g` (no autodiff) | f32 host and GPU |
 //! | [`conv_dann_layer`] | `x`, `Wex`, `Wix`, `Wei`, `α`, `g`, `b` | f32 host |
 //! | [`conv_affine`] | `x`, `W`, `b` | f32 host |
-//! | [`relu_max_pool`] | `x` | f32 host |
 //!
 //! The conv ops have host kernels only: on the GPU their callers' plain versions run burn's
-//! own convolutions.
+//! own convolutions. Each outputs the layer's maps, or ReLU then max-pooling of them
+//! ([`Pool`]), made image by image while the maps are in cache.
 
 use burn::backend::DispatchDevice;
+use burn::tensor::activation::relu;
+use burn::tensor::module::max_pool2d;
+use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{DType, Tensor};
 
 use super::Settings;
@@ -464,13 +467,36 @@ impl Conv2d {
 /// The conv DANN layer (spec A4): `E = conv(x, Wex)`, `I = conv(x, Wix)`, and per pixel
 /// `z = g ⊙ (E − Wei I) / ((Wei ⊙ e^α) I + ε) + b`. Inputs `x (B, C, H, W)`, the
 /// filters flattened `Wex (C_e, C·kh·kw)`, `Wix (C_i, C·kh·kw)`, `Wei (C_e, C_i)`,
-/// `α (C_i)`, `g (C_e)`, `b (C_e)`; output `z (B, C_e, OH, OW)`. Kernels:
-/// [`super::cpu::conv`].
+/// `α (C_i)`, `g (C_e)`, `b (C_e)`; output `z (B, C_e, OH, OW)`, or its ReLU max-pooled
+/// ([`Pool`]). Kernels: [`super::cpu::conv_dann`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConvDannLayer {
     pub conv: Conv2d,
     /// `ε` of the shunt.
     pub eps: f32,
+    pub pool: Pool,
+}
+
+/// What a conv op outputs: the layer's maps `(B, C, OH, OW)` as they are, or `max(0, ·)`
+/// then max-pooling with windows of `p × p` (kernel = stride = `p`, floor), `(B, C, OH/p,
+/// OW/p)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// The maps.
+    None,
+    /// ReLU, then max-pooling of this size.
+    ReluMax(usize),
+}
+
+impl Pool {
+    /// The plain version on a layer's maps: as they are, or `relu` then burn's `max_pool2d`
+    /// (the reference of the fused ops' pooled outputs).
+    pub fn plain(self, maps: Tensor<4>) -> Tensor<4> {
+        match self {
+            Pool::None => maps,
+            Pool::ReluMax(p) => max_pool2d(relu(maps), MaxPoolOptions::new([p; 2])),
+        }
+    }
 }
 
 /// [`ConvDannLayer`] fused on the host, else `plain` on the same inputs.
@@ -480,6 +506,7 @@ pub fn conv_dann_layer(
     v: [Tensor<1>; 3],
     conv: Conv2d,
     eps: f64,
+    pool: Pool,
     plain: impl FnOnce(Tensor<4>, [Tensor<2>; 3], [Tensor<1>; 3]) -> Tensor<4>,
 ) -> Tensor<4> {
     let [wex, wix, wei] = w;
@@ -490,6 +517,7 @@ pub fn conv_dann_layer(
     let op = ConvDannLayer {
         conv,
         eps: eps as f32,
+        pool,
     };
     let [wex, wix, wei] = [wex, wix, wei].map(Tensor::into_dispatch);
     let [alpha, gain, bias] = [alpha, gain, bias].map(Tensor::into_dispatch);
@@ -497,11 +525,12 @@ pub fn conv_dann_layer(
 }
 
 /// A plain convolution with bias, `y = conv(x, W) + b`. Inputs `x (B, C, H, W)`, the
-/// filters flattened `W (C_out, C·kh·kw)`, `b (C_out)`; output `(B, C_out, OH, OW)`.
-/// Kernels: [`super::cpu::conv`].
+/// filters flattened `W (C_out, C·kh·kw)`, `b (C_out)`; output `(B, C_out, OH, OW)`, or its
+/// ReLU max-pooled ([`Pool`]). Kernels: [`super::cpu::conv`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ConvAffine {
     pub conv: Conv2d,
+    pub pool: Pool,
 }
 
 /// [`ConvAffine`] fused on the host, else `plain`.
@@ -510,12 +539,13 @@ pub fn conv_affine(
     weight: Tensor<2>,
     bias: Tensor<1>,
     conv: Conv2d,
+    pool: Pool,
     plain: impl FnOnce(Tensor<4>, Tensor<2>, Tensor<1>) -> Tensor<4>,
 ) -> Tensor<4> {
     if !fuses_on_host(&places!(x, weight, bias)) {
         return plain(x, weight, bias);
     }
-    let op = ConvAffine { conv };
+    let op = ConvAffine { conv, pool };
     call_host(
         op,
         [
@@ -524,23 +554,4 @@ pub fn conv_affine(
             bias.into_dispatch(),
         ],
     )
-}
-
-/// `max(0, x)` then max-pooling of `size` (kernel = stride, floor) on `x (B, C, H, W)`.
-/// Kernels: [`super::cpu::pool`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ReluMaxPool {
-    pub size: usize,
-}
-
-/// [`ReluMaxPool`] fused on the host, else `plain`.
-pub fn relu_max_pool(
-    x: Tensor<4>,
-    size: usize,
-    plain: impl FnOnce(Tensor<4>) -> Tensor<4>,
-) -> Tensor<4> {
-    if !fuses_on_host(&places!(x)) {
-        return plain(x);
-    }
-    call_host(ReluMaxPool { size }, [x.into_dispatch()])
 }

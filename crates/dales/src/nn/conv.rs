@@ -21,18 +21,19 @@ use super::init::InitRng;
 use super::layer::Layer;
 use super::param::{Fan, ParamEntry, ParamValue};
 use crate::error::Result;
-use crate::fused::Conv2d;
+use crate::fused::{Conv2d, Pool};
 
-/// `conv(x, W) + b` with `W` flattened to `(C_out, d)`: the fused op on the CPU, burn's
-/// `conv2d` elsewhere.
+/// `conv(x, W) + b` with `W` flattened to `(C_out, d)`, then `pool`: the fused op on the CPU,
+/// burn's `conv2d` (and [`Pool::plain`]) elsewhere.
 pub(crate) fn conv_affine(
     x: Tensor<4>,
     weight: Tensor<2>,
     bias: Tensor<1>,
     conv: Conv2d,
+    pool: Pool,
 ) -> Tensor<4> {
-    crate::fused::conv_affine(x, weight, bias, conv, |x, w, b| {
-        conv_affine_plain(x, w, b, conv)
+    crate::fused::conv_affine(x, weight, bias, conv, pool, |x, w, b| {
+        pool.plain(conv_affine_plain(x, w, b, conv))
     })
 }
 
@@ -76,9 +77,10 @@ impl StdConv {
         Ok(StdConv { dense, conv, c_in })
     }
 
-    /// `(B, C_out, OH, OW)` for `x (B, C_in, H, W)`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_affine(x, self.dense.weight.val(), self.dense.bias.val(), self.conv)
+    /// `(B, C_out, OH, OW)` for `x (B, C_in, H, W)`, after `pool`.
+    pub fn forward(&self, x: Tensor<4>, pool: Pool) -> Tensor<4> {
+        let (w, b) = (self.dense.weight.val(), self.dense.bias.val());
+        conv_affine(x, w, b, self.conv, pool)
     }
 
     /// Output channels.
@@ -148,9 +150,10 @@ impl ColumnEiConv {
         Ok(ColumnEiConv { dense, conv, c_in })
     }
 
-    /// `(B, C_out, OH, OW)` for `x (B, C_in, H, W)`.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        conv_affine(x, self.dense.weight(), self.dense.bias.val(), self.conv)
+    /// `(B, C_out, OH, OW)` for `x (B, C_in, H, W)`, after `pool`.
+    pub fn forward(&self, x: Tensor<4>, pool: Pool) -> Tensor<4> {
+        let (w, b) = (self.dense.weight(), self.dense.bias.val());
+        conv_affine(x, w, b, self.conv, pool)
     }
 
     /// Output channels.

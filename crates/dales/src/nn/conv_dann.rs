@@ -21,7 +21,7 @@ use super::init::InitRng;
 use super::layer::Layer;
 use super::param::{Fan, ParamEntry, ParamValue};
 use crate::error::{Error, Result};
-use crate::fused::Conv2d;
+use crate::fused::{Conv2d, Pool};
 
 /// Configuration of a [`ConvDann`] layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,13 +165,13 @@ impl ConvDann {
         ConvDannParts::of(x, w, v, self.conv)
     }
 
-    /// `z (B, C_e, OH, OW)` for `x (B, C_in, H, W)`: the fused op on the CPU, burn's
-    /// convolutions elsewhere.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    /// `z (B, C_e, OH, OW)` for `x (B, C_in, H, W)`, after `pool`: the fused op on the CPU,
+    /// burn's convolutions elsewhere.
+    pub fn forward(&self, x: Tensor<4>, pool: Pool) -> Tensor<4> {
         let (w, v) = self.values();
         let conv = self.conv;
-        crate::fused::conv_dann_layer(x, w, v, conv, SHUNT_EPS, |x, w, v| {
-            ConvDannParts::of(x, w, v, conv).z
+        crate::fused::conv_dann_layer(x, w, v, conv, SHUNT_EPS, pool, |x, w, v| {
+            pool.plain(ConvDannParts::of(x, w, v, conv).z)
         })
     }
 

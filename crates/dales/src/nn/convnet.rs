@@ -14,8 +14,7 @@
 
 use burn::module::Module;
 use burn::tensor::activation::relu;
-use burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
-use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::module::adaptive_avg_pool2d;
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +28,7 @@ use super::layer::Layer;
 use super::mlp::{AnyLayer, ModelKind};
 use super::param::{Fan, ParamEntry, ParamLayer, ParamValue, Parameterised};
 use crate::error::{Error, Result};
-use crate::fused::{Conv2d, Settings};
+use crate::fused::{Conv2d, Pool, Settings};
 use crate::host::tensor;
 
 /// The family tag of a `[model]` section of this kind (`kind = "conv"`).
@@ -540,9 +539,9 @@ macro_rules! each_unit {
 }
 
 impl ConvUnit {
-    /// The layer's output before its ReLU.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        each_unit!(self, l => l.forward(x))
+    /// The layer's maps before its ReLU, after `pool`.
+    pub fn forward(&self, x: Tensor<4>, pool: Pool) -> Tensor<4> {
+        each_unit!(self, l => l.forward(x, pool))
     }
 
     /// Fan sizes of the corrections.
@@ -603,12 +602,9 @@ impl ConvNet {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let mut h = x;
         for (layer, spec) in self.convs.iter().zip(&self.config.conv) {
-            h = layer.forward(h);
             h = match spec.pool {
-                0 => relu(h),
-                p => crate::fused::relu_max_pool(h, p, |h| {
-                    max_pool2d(relu(h), MaxPoolOptions::new([p; 2]))
-                }),
+                0 => relu(layer.forward(h, Pool::None)),
+                p => layer.forward(h, Pool::ReluMax(p)),
             };
         }
         if let Some(size) = self.config.head_pool {

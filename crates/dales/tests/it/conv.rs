@@ -10,7 +10,7 @@
 
 use burn::tensor::{DType, Tensor, TensorData};
 use dales::conv_run::{load_conv, save_conv};
-use dales::fused::{Conv2d, Settings};
+use dales::fused::{Conv2d, Pool, Settings};
 use dales::learner::{Learner, ModelSpec};
 use dales::nn::conv::conv_affine_plain;
 use dales::nn::conv_dann::{ConvDann, ConvDannConfig};
@@ -84,13 +84,13 @@ fn dann_layer(c_in: usize, c_e: usize, c_i: usize, conv: Conv2d, dtype: DType) -
 }
 
 /// The output and the gradients of `x` and of every parameter under `Σ z ⊙ R`.
-fn dann_outputs(l: &ConvDann, x: &Tensor<4>, fused: bool) -> Vec<(String, Vec<f64>)> {
+fn dann_outputs(l: &ConvDann, x: &Tensor<4>, pool: Pool, fused: bool) -> Vec<(String, Vec<f64>)> {
     let x = x.clone().require_grad();
     let settings = Settings {
         fused,
         ..Settings::default()
     };
-    let z = settings.scope(|| l.forward(x.clone()));
+    let z = settings.scope(|| l.forward(x.clone(), pool));
     // A fixed R, the same for both paths.
     let r: Vec<f32> = InitRng::new(99)
         .uniform(z.dims().iter().product(), -1.0, 1.0)
@@ -113,46 +113,58 @@ fn dann_outputs(l: &ConvDann, x: &Tensor<4>, fused: bool) -> Vec<(String, Vec<f6
     out
 }
 
+/// The fused conv DANN layer against burn's convolutions, on its maps and pooled (ReLU then
+/// max-pooling, windows that leave rows and columns over).
 #[test]
 fn fused_conv_dann_matches_burn_conv2d() {
-    for (conv, c_i, (b, h, w)) in [
-        (ODD, 3, (3, 9, 11)),
-        (ODD, 1, (1, 6, 7)),
-        (
-            Conv2d {
-                kernel: [3, 3],
-                stride: [1, 1],
-                padding: [1, 1],
-                dilation: [1, 1],
-            },
-            4,
-            (5, 8, 8),
-        ),
+    let same = Conv2d {
+        kernel: [3, 3],
+        stride: [1, 1],
+        padding: [1, 1],
+        dilation: [1, 1],
+    };
+    for (conv, c_i, (b, h, w), pool) in [
+        (ODD, 3, (3, 9, 11), Pool::None),
+        (ODD, 1, (1, 6, 7), Pool::None),
+        (same, 4, (5, 8, 8), Pool::None),
+        (same, 4, (6, 9, 8), Pool::ReluMax(2)),
+        (ODD, 2, (5, 9, 11), Pool::ReluMax(3)),
     ] {
         let l32 = dann_layer(5, 12, c_i, conv, DType::F32);
         let l64 = dann_layer(5, 12, c_i, conv, DType::F64);
         let x = images(b, 5, h, w, 3, DType::F32);
-        let fast = dann_outputs(&l32, &x, true);
-        let plain = dann_outputs(&l32, &x, false);
-        let truth = dann_outputs(&l64, &x.clone().cast(DType::F64), false);
+        let fast = dann_outputs(&l32, &x, pool, true);
+        let plain = dann_outputs(&l32, &x, pool, false);
+        let truth = dann_outputs(&l64, &x.clone().cast(DType::F64), pool, false);
         for (((name, f), (_, p)), (_, t)) in fast.iter().zip(&plain).zip(&truth) {
-            let what = format!("{conv:?} C_i {c_i}: {name}");
+            let what = format!("{conv:?} C_i {c_i} {pool:?}: {name}");
             assert_as_accurate_within(&what, f, p, t, 1e-5, 5.0);
         }
     }
 }
 
+/// The fused plain convolution against burn's `conv2d`, on its maps and pooled (windows of
+/// 2, 3 and 5: two of the pool's kernels for a constant size and its general one).
 #[test]
 fn fused_conv_affine_matches_burn_conv2d() {
     let dev = device();
-    for conv in [
-        ODD,
-        Conv2d {
-            kernel: [1, 1],
-            stride: [1, 1],
-            padding: [0, 0],
-            dilation: [1, 1],
-        },
+    let one = Conv2d {
+        kernel: [1, 1],
+        stride: [1, 1],
+        padding: [0, 0],
+        dilation: [1, 1],
+    };
+    let same = Conv2d {
+        kernel: [3, 3],
+        padding: [1, 1],
+        ..one
+    };
+    for (conv, pool) in [
+        (ODD, Pool::None),
+        (one, Pool::None),
+        (same, Pool::ReluMax(2)),
+        (ODD, Pool::ReluMax(3)),
+        (one, Pool::ReluMax(5)),
     ] {
         let d = 4 * conv.kernel[0] * conv.kernel[1];
         let weight: Vec<f32> = InitRng::new(5)
@@ -178,9 +190,14 @@ fn fused_conv_affine_matches_burn_conv2d() {
                 ..Settings::default()
             }
             .scope(|| {
-                dales::fused::conv_affine(x.clone(), w.clone(), bv.clone(), conv, |x, w, b| {
-                    conv_affine_plain(x, w, b, conv)
-                })
+                dales::fused::conv_affine(
+                    x.clone(),
+                    w.clone(),
+                    bv.clone(),
+                    conv,
+                    pool,
+                    |x, w, b| pool.plain(conv_affine_plain(x, w, b, conv)),
+                )
             });
             let r = (y.clone() * 0.0 + 1.0) * y.clone().cos().detach();
             let mut g = (y.clone() * r).sum().backward();
@@ -198,7 +215,7 @@ fn fused_conv_affine_matches_burn_conv2d() {
         );
         for (k, name) in ["y", "dx", "dW", "db"].iter().enumerate() {
             assert_as_accurate_within(
-                &format!("{conv:?}: {name}"),
+                &format!("{conv:?} {pool:?}: {name}"),
                 &fast[k],
                 &plain[k],
                 &truth[k],
@@ -209,45 +226,12 @@ fn fused_conv_affine_matches_burn_conv2d() {
     }
 }
 
-/// The fused ReLU + max-pool against burn's `relu` then `max_pool2d`: windows of 2, 3 (a
-/// constant-size kernel) and 5 (the general one), sizes that leave rows and columns over,
-/// inputs mostly negative (windows the ReLU cuts to 0); output and input gradient.
-#[test]
-fn fused_relu_max_pool_matches_burn() {
-    use burn::tensor::module::max_pool2d;
-    use burn::tensor::ops::MaxPoolOptions;
-    for (p, h, w) in [(2, 9, 8), (3, 7, 11), (5, 10, 12)] {
-        let run = |fused: bool| {
-            let x = (images(3, 4, h, w, 21, DType::F32) - 0.9).require_grad();
-            let y = Settings {
-                fused,
-                ..Settings::default()
-            }
-            .scope(|| {
-                dales::fused::relu_max_pool(x.clone(), p, |x| {
-                    max_pool2d(
-                        burn::tensor::activation::relu(x),
-                        MaxPoolOptions::new([p; 2]),
-                    )
-                })
-            });
-            let r = y.clone().cos().detach();
-            let mut g = (y.clone() * r).sum().backward();
-            (host(y), grad_of(&x, &mut g))
-        };
-        let (fast, plain) = (run(true), run(false));
-        assert_eq!(fast.0, plain.0, "pool {p}: outputs");
-        assert_eq!(fast.1, plain.1, "pool {p}: input gradients");
-        assert!(fast.0.iter().any(|&v| v == 0.0) && fast.0.iter().any(|&v| v > 0.0));
-    }
-}
-
 #[test]
 fn conv_dann_gradients_match_finite_differences() {
     let l = dann_layer(3, 5, 2, ODD, DType::F64);
     let x = images(2, 3, 7, 8, 11, DType::F64) + 0.1;
     let r = images(2, 5, 4, 6, 12, DType::F64) - 0.5;
-    let loss = |l: &ConvDann| (l.forward(x.clone()) * r.clone()).sum();
+    let loss = |l: &ConvDann| (l.forward(x.clone(), Pool::None) * r.clone()).sum();
     let mut grads = loss(&l).backward();
     let entries = l.entries();
     let analytic: Vec<Vec<f64>> = entries
@@ -354,7 +338,11 @@ fn conv_dann_init_is_layer_norm_like_per_pixel() {
         .map(|&v| v.max(0.0) as f32)
         .collect();
     let x = Tensor::<4>::from_data(TensorData::new(u, [8, 64, 10, 10]), &device());
-    let z = host(l.forward(x).swap_dims(1, 3).reshape([8 * 8 * 8, 256]));
+    let z = host(
+        l.forward(x, Pool::None)
+            .swap_dims(1, 3)
+            .reshape([8 * 8 * 8, 256]),
+    );
     let (mut means, mut stds) = (Vec::new(), Vec::new());
     for row in z.chunks_exact(256) {
         let m = row.iter().sum::<f64>() / 256.0;

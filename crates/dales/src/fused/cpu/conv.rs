@@ -20,6 +20,7 @@
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
+use std::sync::Arc;
 
 use burn::backend::NdArray;
 use burn::backend::TensorMetadata;
@@ -27,9 +28,10 @@ use burn::backend::ndarray::NdArrayTensor;
 use rayon::prelude::*;
 
 use super::gemm::{View, matmul_serial, matmul_serial_into};
-use super::{dims2, f32s, host};
+use super::simd::sum;
+use super::{dims2, f32s, host, pool};
 use crate::fused::autodiff::Kernel;
-use crate::fused::ops::{Conv2d, ConvAffine};
+use crate::fused::ops::{Conv2d, ConvAffine, Pool};
 
 /// Images per rayon task, and per partial sum of the weight gradients.
 pub(crate) const IMAGES: usize = 4;
@@ -174,50 +176,64 @@ impl Geometry {
 }
 
 /// The forward pass over images: `Y = W · cols (m, P)` for each image of `x (B, C, H, W)`
-/// with `W (m, d)`, handed to `pass(Y, the image's `out` entries of a second output)`, which
-/// may change `Y` and must write every entry of its output. Returns every image's `Y` (`(B,
-/// m, P)`) and the second output (`(B, out)`).
-pub(crate) fn forward_images(
+/// with `W (m, d)`, handed to `pass(Y, the image's `out` entries of the op's output)`, which
+/// may change `Y`, must write every entry of its output, and returns what the backward pass
+/// needs of the image. Returns every image's `Y` (`(B, m, P)`) when `keep_y` (else nothing),
+/// the output (`(B, out)`), and `pass`'s results in image order.
+pub(crate) fn forward_images<R: Send>(
     g: &Geometry,
     x: &[f32],
     w: &[f32],
+    keep_y: bool,
     out: usize,
-    pass: impl Fn(&mut [f32], &mut [MaybeUninit<f32>]) + Sync,
-) -> (Vec<f32>, Vec<f32>) {
+    pass: impl Fn(&mut [f32], &mut [MaybeUninit<f32>]) -> R + Sync,
+) -> (Vec<f32>, Vec<f32>, Vec<R>) {
     let (d, pixels, image) = (g.patch(), g.pixels(), g.image());
     let m = w.len() / d.max(1);
     assert_eq!(w.len(), m * d, "W is (m, d)");
     assert_eq!(x.len(), g.batch * image, "x is (B, C, H, W)");
     let per_y = m * pixels;
+    let kept = if keep_y { per_y } else { 0 };
     let (mut ys, mut outs) = (
-        Vec::with_capacity(g.batch * per_y),
+        Vec::with_capacity(g.batch * kept),
         Vec::with_capacity(g.batch * out),
     );
-    let y_blocks = blocks(&mut ys, g.batch, per_y);
+    let y_blocks = blocks(&mut ys, g.batch, kept);
     let out_blocks = blocks(&mut outs, g.batch, out);
-    y_blocks
+    let results: Vec<Vec<R>> = y_blocks
         .into_par_iter()
         .zip(out_blocks)
         .enumerate()
-        .for_each(|(block, (ys, outs))| {
+        .map(|(block, (ys, outs))| {
             let mut cols = vec![0.0; d * pixels];
-            for k in 0..ys.len() / per_y.max(1) {
-                let b = block * IMAGES + k;
-                g.im2col(&x[b * image..(b + 1) * image], &mut cols);
-                let y = &mut ys[k * per_y..(k + 1) * per_y];
-                matmul_serial_into(y, View::new(w, m, d), View::new(&cols, d, pixels));
-                // SAFETY: the product wrote every entry of `y`.
-                let y = unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) };
-                pass(y, &mut outs[k * out..(k + 1) * out]);
-            }
-        });
-    // SAFETY: the blocks cover the first `B·m·P` and `B·out` entries, every one written above
+            let mut scratch = if keep_y { Vec::new() } else { vec![0.0; per_y] };
+            let first = block * IMAGES;
+            (first..(first + IMAGES).min(g.batch))
+                .map(|b| {
+                    let k = b - first;
+                    g.im2col(&x[b * image..(b + 1) * image], &mut cols);
+                    let (a, patches) = (View::new(w, m, d), View::new(&cols, d, pixels));
+                    let y = if keep_y {
+                        let y = &mut ys[k * per_y..(k + 1) * per_y];
+                        matmul_serial_into(y, a, patches);
+                        // SAFETY: the product wrote every entry of `y`.
+                        unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
+                    } else {
+                        matmul_serial(&mut scratch, a, patches, false);
+                        &mut scratch[..]
+                    };
+                    pass(y, &mut outs[k * out..(k + 1) * out])
+                })
+                .collect()
+        })
+        .collect();
+    // SAFETY: the blocks cover the first `B·kept` and `B·out` entries, every one written above
     // (the products and `pass`).
     unsafe {
-        ys.set_len(g.batch * per_y);
+        ys.set_len(g.batch * kept);
         outs.set_len(g.batch * out);
     }
-    (ys, outs)
+    (ys, outs, results.into_iter().flatten().collect())
 }
 
 /// The spare capacity of `v` for `batch` images of `per_image` entries each, in blocks of
@@ -297,6 +313,73 @@ pub(crate) fn backward_images<S: Send>(
     (dw, need_x.then_some(dx), states)
 }
 
+/// A conv op's output per image: its maps `(C, OH, OW)` as they are, or pooled ([`Pool`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Output {
+    /// Channels.
+    channels: usize,
+    /// The maps' height and width.
+    maps: [usize; 2],
+    pool: Pool,
+}
+
+impl Output {
+    pub fn new(g: &Geometry, channels: usize, pool: Pool) -> Output {
+        Output {
+            channels,
+            maps: g.out,
+            pool,
+        }
+    }
+
+    /// Entries of one map.
+    pub fn map(&self) -> usize {
+        self.maps[0] * self.maps[1]
+    }
+
+    /// The op's output shape for `batch` images.
+    pub fn shape(&self, batch: usize) -> [usize; 4] {
+        let [h, w] = self.maps;
+        match self.pool {
+            Pool::None => [batch, self.channels, h, w],
+            Pool::ReluMax(p) => [batch, self.channels, h / p, w / p],
+        }
+    }
+
+    /// Entries of one image's output.
+    pub fn per_image(&self) -> usize {
+        let [_, c, h, w] = self.shape(1);
+        c * h * w
+    }
+
+    /// Writes one image's output from its maps `z (C, OH, OW)`; returns the pool's winners
+    /// (none without pooling).
+    pub fn write(&self, z: &[f32], out: &mut [MaybeUninit<f32>]) -> Vec<u32> {
+        match self.pool {
+            Pool::None => {
+                for (o, v) in out.iter_mut().zip(z) {
+                    o.write(*v);
+                }
+                Vec::new()
+            }
+            Pool::ReluMax(p) => {
+                let mut at = vec![0; out.len()];
+                pool::forward(z, self.maps, p, out, &mut at);
+                at
+            }
+        }
+    }
+
+    /// The gradient `dz (C, OH, OW)` of one image's maps from the gradient `dy` of its output
+    /// and the winners [`Output::write`] returned.
+    pub fn grad(&self, dy: &[f32], winners: &[u32], dz: &mut [f32]) {
+        match self.pool {
+            Pool::None => dz.copy_from_slice(dy),
+            Pool::ReluMax(_) => pool::backward(dy, winners, dz),
+        }
+    }
+}
+
 /// The image gradient `(B, C, H, W)`.
 pub(crate) fn image(g: &Geometry, dx: Vec<f32>) -> NdArrayTensor {
     let [h, w] = g.size;
@@ -304,8 +387,14 @@ pub(crate) fn image(g: &Geometry, dx: Vec<f32>) -> NdArrayTensor {
 }
 
 impl Kernel<NdArray, 3> for ConvAffine {
-    /// The geometry, the input and the weight.
-    type Saved = (Geometry, NdArrayTensor, NdArrayTensor);
+    /// The geometry, the output, the input, the weight and the pool's winners per image.
+    type Saved = (
+        Geometry,
+        Output,
+        NdArrayTensor,
+        NdArrayTensor,
+        Arc<Vec<Vec<u32>>>,
+    );
 
     fn forward(
         &self,
@@ -314,36 +403,43 @@ impl Kernel<NdArray, 3> for ConvAffine {
     ) -> (NdArrayTensor, Option<Self::Saved>) {
         let g = Geometry::of(self.conv, &x);
         let bias = f32s(&bias);
-        let (n, pixels) = (bias.len(), g.pixels());
-        let (y, _) = forward_images(&g, &f32s(&x), &f32s(&weight), 0, |y, _| {
-            for (row, b) in y.chunks_exact_mut(pixels.max(1)).zip(&*bias) {
-                row.iter_mut().for_each(|v| *v += b);
-            }
-        });
-        let shape = [g.batch, n, g.out[0], g.out[1]];
-        (host(y, &shape), save.then_some((g, x, weight)))
+        let (pixels, output) = (g.pixels(), Output::new(&g, bias.len(), self.pool));
+        let (_, y, winners) = forward_images(
+            &g,
+            &f32s(&x),
+            &f32s(&weight),
+            false,
+            output.per_image(),
+            |y, out| {
+                for (row, b) in y.chunks_exact_mut(pixels.max(1)).zip(&*bias) {
+                    row.iter_mut().for_each(|v| *v += b);
+                }
+                output.write(y, out)
+            },
+        );
+        let saved = save.then(|| (g, output, x, weight, Arc::new(winners)));
+        (host(y, &output.shape(g.batch)), saved)
     }
 
     fn backward(
         &self,
-        (g, x, weight): Self::Saved,
+        (g, output, x, weight, winners): Self::Saved,
         dy: NdArrayTensor,
         need: [bool; 3],
     ) -> [Option<NdArrayTensor>; 3] {
         let [n, d] = dims2(&weight);
-        let dy = f32s(&dy);
-        let per_image = n * g.pixels();
+        let (dy, per_image) = (f32s(&dy), output.per_image());
         let (dw, dx, sums) = backward_images(
             &g,
             &f32s(&x),
             &f32s(&weight),
             need[0],
             || vec![0.0f32; n],
-            |b, out, db| {
+            |b, dz, db| {
                 let dy = &dy[b * per_image..(b + 1) * per_image];
-                out.copy_from_slice(dy);
-                for (acc, row) in db.iter_mut().zip(dy.chunks_exact(g.pixels().max(1))) {
-                    *acc += row.iter().sum::<f32>();
+                output.grad(dy, &winners[b], dz);
+                for (acc, row) in db.iter_mut().zip(dz.chunks_exact(output.map().max(1))) {
+                    *acc += sum(row);
                 }
             },
         );

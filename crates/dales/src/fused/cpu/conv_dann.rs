@@ -18,13 +18,12 @@
 //! The plain tensor version (`crate::nn::conv_dann`) is the reference these are tested
 //! against (`tests/it/conv.rs`).
 
-use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use burn::backend::NdArray;
 use burn::backend::ndarray::NdArrayTensor;
 
-use super::conv::{Geometry, backward_images, forward_images, image};
+use super::conv::{Geometry, Output, backward_images, forward_images, image};
 use super::gemm::{View, matmul};
 use super::simd::{dot, simd_fn, sum};
 use super::{f32s, host};
@@ -58,6 +57,9 @@ pub(crate) struct Saved {
     eps: f32,
     /// `[ẑ; zi] (B, ne + ni, P)`.
     y: Vec<f32>,
+    /// The op's output, and the pool's winners per image.
+    output: Output,
+    winners: Vec<Vec<u32>>,
 }
 
 /// `γ = S_j · zi + ε`, the shunt of excitatory channel `j` at every pixel, into `gamma (P)`;
@@ -73,8 +75,8 @@ fn shunt(gamma: &mut [f32], zi: &[f32], s_j: &[f32], eps: f32) {
 }
 
 simd_fn! {
-    /// The forward's element-wise pass over one image: `z (ne, P)` from `y = [ẑ; zi] (ne +
-    /// ni, P)`; `gamma` is scratch of `P` entries.
+    /// The forward's element-wise pass over one image: the maps `z (ne, P)` from `y = [ẑ; zi]
+    /// (ne + ni, P)`; `gamma` is scratch of `P` entries.
     fn pixels_forward(
         y: &[f32],
         s: &[f32],
@@ -82,7 +84,7 @@ simd_fn! {
         bias: &[f32],
         eps: f32,
         gamma: &mut [f32],
-        z: &mut [MaybeUninit<f32>],
+        z: &mut [f32],
     ) {
         let (ne, pixels) = (gain.len(), gamma.len());
         let ni = s.len() / ne.max(1);
@@ -92,7 +94,7 @@ simd_fn! {
             let (g, b) = (gain[j], bias[j]);
             let at = j * pixels..(j + 1) * pixels;
             for ((z, zh), ga) in z[at.clone()].iter_mut().zip(&zhat[at]).zip(&*gamma) {
-                z.write(g * zh / ga + b);
+                *z = g * zh / ga + b;
             }
         }
     }
@@ -217,11 +219,13 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
         );
 
         let eps = self.eps;
-        let (y, z) = forward_images(&g, &x, &folded, ne * pixels, |y, z| {
-            let mut gamma = vec![0.0; pixels];
-            pixels_forward(y, &s, &gain, &bias, eps, &mut gamma, z);
-        });
-        let shape = [g.batch, ne, g.out[0], g.out[1]];
+        let output = Output::new(&g, ne, self.pool);
+        let (y, out, winners) =
+            forward_images(&g, &x, &folded, save, output.per_image(), |y, out| {
+                let (mut gamma, mut z) = (vec![0.0; pixels], vec![0.0; ne * pixels]);
+                pixels_forward(y, &s, &gain, &bias, eps, &mut gamma, &mut z);
+                output.write(&z, out)
+            });
         let saved = save.then(|| {
             let saved = Saved {
                 units,
@@ -233,22 +237,24 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
                 gain: gain.to_vec(),
                 eps,
                 y,
+                output,
+                winners,
             };
             (g, inputs[0].clone(), Arc::new(saved))
         });
-        (host(z, &shape), saved)
+        (host(out, &output.shape(g.batch)), saved)
     }
 
     fn backward(
         &self,
         (g, x, saved): Self::Saved,
-        dz: NdArrayTensor,
+        dout: NdArrayTensor,
         need: [bool; 7],
     ) -> [Option<NdArrayTensor>; 7] {
         let Units { ne, ni } = saved.units;
         let (d, pixels) = (g.patch(), g.pixels());
-        let dz = f32s(&dz);
-        let (per_e, per_y) = (ne * pixels, (ne + ni) * pixels);
+        let dout = f32s(&dout);
+        let (per_out, per_y) = (saved.output.per_image(), (ne + ni) * pixels);
         let (dw, dx, sums) = backward_images(
             &g,
             &f32s(&x),
@@ -257,8 +263,11 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
             || Sums::zeros(saved.units),
             |b, dy, sums| {
                 let (mut r, mut dgamma) = (vec![0.0; pixels], vec![0.0; pixels]);
+                let mut dmaps = vec![0.0; ne * pixels];
+                let out = &dout[b * per_out..(b + 1) * per_out];
+                saved.output.grad(out, &saved.winners[b], &mut dmaps);
                 pixels_backward(
-                    &dz[b * per_e..(b + 1) * per_e],
+                    &dmaps,
                     &saved.y[b * per_y..(b + 1) * per_y],
                     &saved.s,
                     &saved.gain,
