@@ -353,29 +353,40 @@ impl Output {
     }
 
     /// Writes one image's output from its maps `z (C, OH, OW)`; returns the pool's winners
-    /// (none without pooling).
+    /// (none without pooling), each an index within its map.
     pub fn write(&self, z: &[f32], out: &mut [MaybeUninit<f32>]) -> Vec<u32> {
-        match self.pool {
-            Pool::None => {
-                for (o, v) in out.iter_mut().zip(z) {
-                    o.write(*v);
-                }
-                Vec::new()
+        let Pool::ReluMax(p) = self.pool else {
+            for (o, v) in out.iter_mut().zip(z) {
+                o.write(*v);
             }
-            Pool::ReluMax(p) => {
-                let mut at = vec![0; out.len()];
-                pool::forward(z, self.maps, p, out, &mut at);
-                at
-            }
+            return Vec::new();
+        };
+        let (map, per_out) = (self.map(), self.per_image() / self.channels.max(1));
+        let mut at = vec![0; out.len()];
+        for ((z, out), at) in z
+            .chunks_exact(map.max(1))
+            .zip(out.chunks_exact_mut(per_out.max(1)))
+            .zip(at.chunks_exact_mut(per_out.max(1)))
+        {
+            pool::forward(z, self.maps, p, out, at);
         }
+        at
     }
 
     /// The gradient `dz (C, OH, OW)` of one image's maps from the gradient `dy` of its output
     /// and the winners [`Output::write`] returned.
     pub fn grad(&self, dy: &[f32], winners: &[u32], dz: &mut [f32]) {
-        match self.pool {
-            Pool::None => dz.copy_from_slice(dy),
-            Pool::ReluMax(_) => pool::backward(dy, winners, dz),
+        if self.pool == Pool::None {
+            dz.copy_from_slice(dy);
+            return;
+        }
+        let (map, per_out) = (self.map(), self.per_image() / self.channels.max(1));
+        for ((dz, dy), at) in dz
+            .chunks_exact_mut(map.max(1))
+            .zip(dy.chunks_exact(per_out.max(1)))
+            .zip(winners.chunks_exact(per_out.max(1)))
+        {
+            pool::backward(dy, at, dz);
         }
     }
 }

@@ -25,7 +25,7 @@ use burn::backend::ndarray::NdArrayTensor;
 
 use super::conv::{Geometry, Output, backward_images, forward_images, image};
 use super::gemm::{View, matmul};
-use super::simd::{dot, simd_fn, sum};
+use super::simd::simd_fn;
 use super::{f32s, host};
 use crate::fused::autodiff::Kernel;
 use crate::fused::ops::ConvDannLayer;
@@ -62,40 +62,87 @@ pub(crate) struct Saved {
     winners: Vec<Vec<u32>>,
 }
 
-/// `γ = S_j · zi + ε`, the shunt of excitatory channel `j` at every pixel, into `gamma (P)`;
-/// `zi (ni, P)`, `s_j (ni)`.
+/// Pixels per step of the element-wise passes: one AVX-512 register of f32 (the passes run
+/// `LANES` pixels at a time, then the rest one by one).
+const LANES: usize = 16;
+
+/// `L` entries of `v` from `at`, as an array.
 #[inline(always)]
-fn shunt(gamma: &mut [f32], zi: &[f32], s_j: &[f32], eps: f32) {
-    gamma.fill(eps);
-    for (zi, &c) in zi.chunks_exact(gamma.len().max(1)).zip(s_j) {
-        for (ga, v) in gamma.iter_mut().zip(zi) {
-            *ga += c * v;
+fn lanes<const L: usize>(v: &[f32], at: usize) -> &[f32; L] {
+    v[at..at + L].try_into().expect("L entries")
+}
+
+/// As [`lanes`], mutable.
+#[inline(always)]
+fn lanes_mut<const L: usize>(v: &mut [f32], at: usize) -> &mut [f32; L] {
+    (&mut v[at..at + L]).try_into().expect("L entries")
+}
+
+/// `γ = S_j · zi + ε` at pixels `p..p + L` of an image's `zi (ni, P)`, with `s_j (ni)` the
+/// row of excitatory channel `j`.
+#[inline(always)]
+fn shunt<const L: usize>(zi: &[f32], pixels: usize, p: usize, s_j: &[f32], eps: f32) -> [f32; L] {
+    let mut gamma = [eps; L];
+    for (k, &c) in s_j.iter().enumerate() {
+        let z = lanes::<L>(zi, k * pixels + p);
+        for l in 0..L {
+            gamma[l] += c * z[l];
         }
     }
+    gamma
+}
+
+/// Runs `step::<LANES>(p, args…)` on the pixels `p` in whole registers, then `step::<1>` on
+/// the rest; after `;`, the last argument of each (partial sums of their width).
+macro_rules! by_lanes {
+    ($pixels:expr, $step:ident($($arg:expr),*) $(; $wide:expr, $one:expr)?) => {{
+        let full = $pixels / LANES * LANES;
+        for p in (0..full).step_by(LANES) {
+            $step::<LANES>(p, $($arg,)* $($wide)?);
+        }
+        for p in full..$pixels {
+            $step::<1>(p, $($arg,)* $($one)?);
+        }
+    }};
 }
 
 simd_fn! {
     /// The forward's element-wise pass over one image: the maps `z (ne, P)` from `y = [ẑ; zi]
-    /// (ne + ni, P)`; `gamma` is scratch of `P` entries.
+    /// (ne + ni, P)`.
     fn pixels_forward(
         y: &[f32],
         s: &[f32],
         gain: &[f32],
         bias: &[f32],
         eps: f32,
-        gamma: &mut [f32],
         z: &mut [f32],
     ) {
-        let (ne, pixels) = (gain.len(), gamma.len());
+        let ne = gain.len();
+        let pixels = z.len() / ne.max(1);
         let ni = s.len() / ne.max(1);
-        let (zhat, zi) = y.split_at(ne * pixels);
+        let zi = &y[ne * pixels..];
         for j in 0..ne {
-            shunt(gamma, zi, &s[j * ni..(j + 1) * ni], eps);
+            let s_j = &s[j * ni..(j + 1) * ni];
             let (g, b) = (gain[j], bias[j]);
-            let at = j * pixels..(j + 1) * pixels;
-            for ((z, zh), ga) in z[at.clone()].iter_mut().zip(&zhat[at]).zip(&*gamma) {
-                *z = g * zh / ga + b;
+            let (zhat, z) = (&y[j * pixels..], &mut z[j * pixels..]);
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn step<const L: usize>(
+                p: usize,
+                zhat: &[f32],
+                zi: &[f32],
+                pixels: usize,
+                s_j: &[f32],
+                [g, b, eps]: [f32; 3],
+                z: &mut [f32],
+            ) {
+                let gamma = shunt::<L>(zi, pixels, p, s_j, eps);
+                let (zh, z) = (lanes::<L>(zhat, p), lanes_mut::<L>(z, p));
+                for l in 0..L {
+                    z[l] = g * zh[l] / gamma[l] + b;
+                }
             }
+            by_lanes!(pixels, step(zhat, zi, pixels, s_j, [g, b, eps], z));
         }
     }
 }
@@ -127,58 +174,98 @@ impl Sums {
     }
 }
 
+/// One excitatory channel's partial sums over `L` lanes of pixels: `db`, `dg` and its row of
+/// `dS (ni)`.
+struct Partials<const L: usize> {
+    bias: [f32; L],
+    gain: [f32; L],
+    s: Vec<[f32; L]>,
+}
+
+impl<const L: usize> Partials<L> {
+    fn new(ni: usize) -> Self {
+        Partials {
+            bias: [0.0; L],
+            gain: [0.0; L],
+            s: vec![[0.0; L]; ni],
+        }
+    }
+
+    /// Adds the lanes' totals to channel `j`'s sums and zeroes the lanes.
+    fn settle(&mut self, sums: &mut Sums, j: usize) {
+        let ni = self.s.len();
+        sums.bias[j] += self.bias.iter().sum::<f32>();
+        sums.gain[j] += self.gain.iter().sum::<f32>();
+        for (total, lanes) in sums.s[j * ni..(j + 1) * ni].iter_mut().zip(&self.s) {
+            *total += lanes.iter().sum::<f32>();
+        }
+        *self = Partials::new(ni);
+    }
+}
+
 simd_fn! {
     /// The backward's element-wise pass over one image: from `dz (ne, P)` and the forward's
     /// `y = [ẑ; zi] (ne + ni, P)`, writes `dy = [dẑ; dzi] (ne + ni, P)` and adds to the block's
-    /// sums; `r` and `dgamma` are scratch of `P` entries.
+    /// sums.
     fn pixels_backward(
         dz: &[f32],
         y: &[f32],
         s: &[f32],
         gain: &[f32],
         eps: f32,
-        r: &mut [f32],
-        dgamma: &mut [f32],
         dy: &mut [f32],
         sums: &mut Sums,
     ) {
-        let (ne, pixels) = (gain.len(), r.len());
+        let ne = gain.len();
+        let pixels = dz.len() / ne.max(1);
         let ni = s.len() / ne.max(1);
-        let (zhat, zi) = y.split_at(ne * pixels);
+        let zi = &y[ne * pixels..];
         let (dzhat, dzi) = dy.split_at_mut(ne * pixels);
         dzi.fill(0.0);
+        let (mut wide, mut one) = (Partials::<LANES>::new(ni), Partials::<1>::new(ni));
         for j in 0..ne {
             let s_j = &s[j * ni..(j + 1) * ni];
-            // r holds γ until the pass below turns it into ẑ/γ.
-            shunt(r, zi, s_j, eps);
-            let at = j * pixels..(j + 1) * pixels;
-            let (dz, g) = (&dz[at.clone()], gain[j]);
-            for (((r, dga), dzh), (dz, zh)) in r
-                .iter_mut()
-                .zip(dgamma.iter_mut())
-                .zip(&mut dzhat[at.clone()])
-                .zip(dz.iter().zip(&zhat[at]))
-            {
-                let inv = 1.0 / *r;
-                let rv = zh * inv;
-                let v = dz * g * inv;
-                *r = rv;
-                *dzh = v;
-                *dga = -v * rv;
-            }
-            sums.bias[j] += sum(dz);
-            sums.gain[j] += dot(dz, r);
-            for (k, (zi, dzi)) in zi
-                .chunks_exact(pixels.max(1))
-                .zip(dzi.chunks_exact_mut(pixels.max(1)))
-                .take(ni)
-                .enumerate()
-            {
-                sums.s[j * ni + k] += dot(dgamma, zi);
-                for (dzi, dga) in dzi.iter_mut().zip(&*dgamma) {
-                    *dzi += s_j[k] * dga;
+            let rows = (&dz[j * pixels..], &y[j * pixels..]);
+            let dzhat = &mut dzhat[j * pixels..];
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn step<const L: usize>(
+                p: usize,
+                (dz, zhat): (&[f32], &[f32]),
+                zi: &[f32],
+                pixels: usize,
+                s_j: &[f32],
+                [g, eps]: [f32; 2],
+                dzhat: &mut [f32],
+                dzi: &mut [f32],
+                acc: &mut Partials<L>,
+            ) {
+                let gamma = shunt::<L>(zi, pixels, p, s_j, eps);
+                let (dz, zh) = (lanes::<L>(dz, p), lanes::<L>(zhat, p));
+                let out = lanes_mut::<L>(dzhat, p);
+                let mut dgamma = [0.0; L];
+                for l in 0..L {
+                    let inv = 1.0 / gamma[l];
+                    let r = zh[l] * inv;
+                    let v = dz[l] * g * inv;
+                    out[l] = v;
+                    dgamma[l] = -v * r;
+                    acc.bias[l] += dz[l];
+                    acc.gain[l] += dz[l] * r;
+                }
+                for (k, (&c, ds)) in s_j.iter().zip(acc.s.iter_mut()).enumerate() {
+                    let z = lanes::<L>(zi, k * pixels + p);
+                    let d = lanes_mut::<L>(dzi, k * pixels + p);
+                    for l in 0..L {
+                        ds[l] += dgamma[l] * z[l];
+                        d[l] += c * dgamma[l];
+                    }
                 }
             }
+            let args = [gain[j], eps];
+            by_lanes!(pixels, step(rows, zi, pixels, s_j, args, dzhat, dzi); &mut wide, &mut one);
+            wide.settle(sums, j);
+            one.settle(sums, j);
         }
     }
 }
@@ -222,8 +309,8 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
         let output = Output::new(&g, ne, self.pool);
         let (y, out, winners) =
             forward_images(&g, &x, &folded, save, output.per_image(), |y, out| {
-                let (mut gamma, mut z) = (vec![0.0; pixels], vec![0.0; ne * pixels]);
-                pixels_forward(y, &s, &gain, &bias, eps, &mut gamma, &mut z);
+                let mut z = vec![0.0; ne * pixels];
+                pixels_forward(y, &s, &gain, &bias, eps, &mut z);
                 output.write(&z, out)
             });
         let saved = save.then(|| {
@@ -262,7 +349,6 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
             need[0],
             || Sums::zeros(saved.units),
             |b, dy, sums| {
-                let (mut r, mut dgamma) = (vec![0.0; pixels], vec![0.0; pixels]);
                 let mut dmaps = vec![0.0; ne * pixels];
                 let out = &dout[b * per_out..(b + 1) * per_out];
                 saved.output.grad(out, &saved.winners[b], &mut dmaps);
@@ -272,8 +358,6 @@ impl Kernel<NdArray, 7> for ConvDannLayer {
                     &saved.s,
                     &saved.gain,
                     saved.eps,
-                    &mut r,
-                    &mut dgamma,
                     dy,
                     sums,
                 )

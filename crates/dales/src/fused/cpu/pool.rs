@@ -14,8 +14,8 @@ use super::simd::simd_fn;
 /// Marks an output the ReLU cut to 0 (no input receives its gradient).
 const CUT: u32 = u32::MAX;
 
-/// The pooled maps `y (C, OH/p, OW/p)` of one image's maps `z (C, OH, OW)`, and per output the
-/// index of the winning entry in `z` (or [`CUT`]) in `at`.
+/// The pooled map `y (H/p, W/p)` of a map `z (H, W)`, and per output the index of the
+/// winning entry in `z` (or [`CUT`]) in `at`.
 pub fn forward(
     z: &[f32],
     [h, w]: [usize; 2],
@@ -23,23 +23,13 @@ pub fn forward(
     y: &mut [MaybeUninit<f32>],
     at: &mut [u32],
 ) {
-    let (map, out) = (h * w, (h / p) * (w / p));
-    let maps = y.len() / out.max(1);
-    assert_eq!(z.len(), maps * map, "z is (C, H, W)");
+    assert_eq!(z.len(), h * w, "z is (H, W)");
+    assert_eq!(y.len(), (h / p) * (w / p), "y is (H/p, W/p)");
     assert_eq!(at.len(), y.len(), "one winner per output");
-    let (mut best, mut row) = (vec![0.0; w], vec![0; w]);
-    for (c, ((z, y), at)) in z
-        .chunks_exact(map.max(1))
-        .zip(y.chunks_exact_mut(out.max(1)))
-        .zip(at.chunks_exact_mut(out.max(1)))
-        .enumerate()
-    {
-        plane(z, [h, w], p, c * map, y, at, &mut best, &mut row);
-    }
+    plane(z, [h, w], p, y, at);
 }
 
-/// The gradient `dz (C, OH, OW)` of one image's maps from its pooled output's `dy` and the
-/// forward's winners.
+/// The gradient `dz (H, W)` of a map from its pooled output's `dy` and the forward's winners.
 pub fn backward(dy: &[f32], at: &[u32], dz: &mut [f32]) {
     assert_eq!(dy.len(), at.len(), "one winner per output");
     dz.fill(0.0);
@@ -51,62 +41,65 @@ pub fn backward(dy: &[f32], at: &[u32], dz: &mut [f32]) {
 }
 
 simd_fn! {
-    /// One plane's outputs and winners, in two passes per row of windows: down the window's
-    /// `p` rows, each column's largest entry and the row it is in (element-wise, so it
-    /// vectorises); then across each window's `p` columns of those, from 0 (the ReLU). Within
-    /// a pass a later entry wins only if it is larger, or NaN (so that a diverged run shows).
-    /// The winners are indices in the plane plus `base`; `best` and `row` are scratch of `W`
-    /// entries.
+    /// One plane's outputs and winners. Each window's entries are compared from 0 (the ReLU)
+    /// in order, a later one winning only if it is larger, or NaN (so that a diverged run
+    /// shows): for windows of 2, 3 and 4 one window per lane, for other sizes in two passes
+    /// per row of windows.
     fn plane(
         x: &[f32],
         hw: [usize; 2],
         p: usize,
-        base: usize,
         y: &mut [MaybeUninit<f32>],
         at: &mut [u32],
-        best: &mut [f32],
-        row: &mut [u32],
     ) {
         match p {
-            2 => plane_of::<2>(x, hw, base, y, at, best, row),
-            3 => plane_of::<3>(x, hw, base, y, at, best, row),
-            4 => plane_of::<4>(x, hw, base, y, at, best, row),
-            _ => plane_any(x, hw, p, base, y, at, best, row),
+            2 => plane_of::<2>(x, hw, y, at),
+            3 => plane_of::<3>(x, hw, y, at),
+            4 => plane_of::<4>(x, hw, y, at),
+            _ => plane_any(x, hw, p, y, at),
         }
     }
 }
 
-/// [`plane`] for windows of `P` (the across-columns pass vectorises for a constant `P`).
+/// [`plane`] for windows of `P`: each window's `P × P` entries compared in registers, one
+/// output per lane.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn plane_of<const P: usize>(
     x: &[f32],
-    hw: [usize; 2],
-    base: usize,
+    [h, w]: [usize; 2],
     y: &mut [MaybeUninit<f32>],
     at: &mut [u32],
-    best: &mut [f32],
-    row: &mut [u32],
 ) {
-    plane_any(x, hw, P, base, y, at, best, row)
+    let (oh, ow) = (h / P, w / P);
+    for r in 0..oh {
+        let rows: [&[[f32; P]]; P] =
+            std::array::from_fn(|i| x[(r * P + i) * w..][..ow * P].as_chunks::<P>().0);
+        let (y, at) = (&mut y[r * ow..(r + 1) * ow], &mut at[r * ow..(r + 1) * ow]);
+        assert!(rows.iter().all(|row| row.len() == ow));
+        for c in 0..ow {
+            let (mut best, mut arg) = (0.0f32, CUT);
+            for (i, row) in rows.iter().enumerate() {
+                for (j, &v) in row[c].iter().enumerate() {
+                    let better = v > best || v.is_nan();
+                    let index = ((r * P + i) * w + c * P + j) as u32;
+                    best = if better { v } else { best };
+                    arg = if better { index } else { arg };
+                }
+            }
+            y[c].write(best);
+            at[c] = arg;
+        }
+    }
 }
 
-/// [`plane`] for windows of any size.
+/// [`plane`] for windows of any size, in two passes per row of windows: down the window's `p`
+/// rows, each column's largest entry and the row it is in (element-wise, so it vectorises);
+/// then across each window's `p` columns of those.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn plane_any(
-    x: &[f32],
-    [h, w]: [usize; 2],
-    p: usize,
-    base: usize,
-    y: &mut [MaybeUninit<f32>],
-    at: &mut [u32],
-    best: &mut [f32],
-    row: &mut [u32],
-) {
+fn plane_any(x: &[f32], [h, w]: [usize; 2], p: usize, y: &mut [MaybeUninit<f32>], at: &mut [u32]) {
     let (oh, ow) = (h / p, w / p);
     let n = ow * p;
-    let (best, row) = (&mut best[..n], &mut row[..n]);
+    let (mut best, mut row) = (vec![0.0; n], vec![0; n]);
     for r in 0..oh {
         let top = r * p * w;
         best.copy_from_slice(&x[top..top + n]);
@@ -130,7 +123,7 @@ fn plane_any(
             for j in 0..p {
                 let v = b[j];
                 let better = v > top_v || v.is_nan();
-                let index = (base + (r * p + k[j] as usize) * w + c * p + j) as u32;
+                let index = ((r * p + k[j] as usize) * w + c * p + j) as u32;
                 top_v = if better { v } else { top_v };
                 top_at = if better { index } else { top_at };
             }
