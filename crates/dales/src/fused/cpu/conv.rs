@@ -16,7 +16,9 @@
 //! The sums over images are made per block and added in block order, so results do not
 //! depend on the number of threads. The plain tensor version (`crate::nn::conv` on burn's
 //! `conv2d`) is the reference these are tested against (`tests/it/conv.rs`); the conv DANN
-//! layer on the same machinery is [`super::conv_dann`].
+//! layer on the same machinery is [`super::conv_dann`]. An op's output ([`Output`]) is its
+//! maps, or the maps ReLU max-pooled ([`Pool`], [`super::pool`]) per image while they are in
+//! cache.
 
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -34,7 +36,7 @@ use crate::fused::autodiff::Kernel;
 use crate::fused::ops::{Conv2d, ConvAffine, Pool};
 
 /// Images per rayon task, and per partial sum of the weight gradients.
-pub(crate) const IMAGES: usize = 4;
+const IMAGES: usize = 4;
 
 /// The shape of a convolution's input and output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,9 +252,9 @@ fn blocks(v: &mut Vec<f32>, batch: usize, per_image: usize) -> Vec<&mut [MaybeUn
 
 /// The weight gradient `dW (m, d)`, the input gradient `dx (B, C, H, W)` when `need_x`, and
 /// the per-block results of `pass`, for a layer `Y = W · cols` on each image of `x`.
-/// `pass(first image, image, dY (m, P), the block's state)` writes the image's `dY` (every
-/// entry) and may add to the block's state, which starts as `state()`; the states are
-/// returned in block order, for the caller to add up.
+/// `pass(image, its dY (m, P), the block's state)` writes the image's `dY` (every entry) and
+/// may add to the block's state, which starts as `state()`; the states are returned in block
+/// order, for the caller to add up.
 pub(crate) fn backward_images<S: Send>(
     g: &Geometry,
     x: &[f32],

@@ -15,6 +15,10 @@
 //! gradient; back through the fold, `dWex = dW`, `dWei = −dW · Wixᵀ + dS ⊙ e^α`,
 //! `dWix = dWix′ − Weiᵀ · dW`, `dα = Σ_j dS_j ⊙ S_j`.
 //!
+//! With a pool ([`crate::fused::Pool`]) the op's output is the maps `z` ReLU max-pooled, made
+//! per image from `z` in cache ([`super::conv::Output`]); backward, `dz` is first the pooled
+//! gradient sent to the winners.
+//!
 //! The plain tensor version (`crate::nn::conv_dann`) is the reference these are tested
 //! against (`tests/it/conv.rs`).
 

@@ -257,17 +257,15 @@ pub fn backward(
     }
 }
 
-/// Rows per rayon task in the element-wise passes (a dense layer's batch is one block; a
-/// convolution's `B·P` patches are many).
+/// Rows per rayon task in the element-wise passes.
 const ROWS: usize = 512;
 
 /// The forward's inputs `x`, `Wex`, `Wix` and intermediates.
 type DannSaved = (NdArrayTensor, NdArrayTensor, NdArrayTensor, Arc<Saved>);
 
 /// [`forward`] on rows `x` with the parameters read from the op's tensor inputs `[_, Wex,
-/// Wix, Wei, α, g, b]` (the first, the input, is not read): shared by the dense and the conv
-/// layer.
-pub(crate) fn forward_inputs(
+/// Wix, Wei, α, g, b]` (the first, the input, is not read).
+fn forward_inputs(
     dims: Dims,
     x: &[f32],
     inputs: &[NdArrayTensor; 7],
@@ -288,7 +286,7 @@ pub(crate) fn forward_inputs(
 
 /// [`backward`] with `Wex`, `Wix` as tensors, and its gradients as the op's outputs; the
 /// input's gradient (when `need_x`) shaped by `dx`.
-pub(crate) fn backward_outputs(
+fn backward_outputs(
     saved: &Saved,
     x: &[f32],
     [wex, wix]: [&NdArrayTensor; 2],

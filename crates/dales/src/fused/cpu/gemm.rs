@@ -303,8 +303,8 @@ fn unpacked_wins(kernel: skinny::Kernel, m: usize, k: usize, n: usize) -> bool {
         skinny::Kernel::Dot => large(k) && (!wide || small(m)),
         // A · W (input gradient, batch m) or Aᵀ · B (weight gradient, batch k). Each tile of
         // rows streams all of B past its registers, which pays while B stays in cache: up to
-        // 2 MiB (a convolution's weight gradient sums over B·P patches, k in the tens of
-        // thousands, and there the packed GEMM is several times faster).
+        // 2 MiB (beyond, e.g. a weight gradient summed over tens of thousands of rows, the
+        // packed GEMM was several times faster).
         skinny::Kernel::Broadcast => {
             small(m) && large(k) && (!wide || large(n)) && k * n <= 1 << 19
                 || !wide && small(k) && large(n)

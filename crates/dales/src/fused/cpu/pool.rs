@@ -1,7 +1,7 @@
-//! ReLU followed by max-pooling (kernel = stride = `p`, floor) of one image's maps, for the
-//! conv ops' pooled outputs ([`crate::fused::Pool`]): `y = max(0, max over each p×p window of
-//! z)`, and its backward, which sends each output's gradient to the input that won the window
-//! (none where the ReLU cut it to 0). The windows do not overlap, so every input receives at
+//! ReLU followed by max-pooling (kernel = stride = `p`, floor) of one map, for the conv ops'
+//! pooled outputs ([`crate::fused::Pool`]): `y = max(0, max over each p×p window of z)`, and
+//! its backward, which sends each output's gradient to the input that won the window (none
+//! where the ReLU cut it to 0). The windows do not overlap, so every input receives at
 //! most one gradient.
 //!
 //! The plain version, burn's `relu` then `max_pool2d` after the plain convolution, is the
