@@ -200,10 +200,12 @@ impl<const L: usize> Partials<L> {
         let ni = self.s.len();
         sums.bias[j] += self.bias.iter().sum::<f32>();
         sums.gain[j] += self.gain.iter().sum::<f32>();
-        for (total, lanes) in sums.s[j * ni..(j + 1) * ni].iter_mut().zip(&self.s) {
+        for (total, lanes) in sums.s[j * ni..(j + 1) * ni].iter_mut().zip(&mut self.s) {
             *total += lanes.iter().sum::<f32>();
+            *lanes = [0.0; L];
         }
-        *self = Partials::new(ni);
+        self.bias = [0.0; L];
+        self.gain = [0.0; L];
     }
 }
 
