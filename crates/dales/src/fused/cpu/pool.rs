@@ -43,8 +43,8 @@ pub fn backward(dy: &[f32], at: &[u32], dz: &mut [f32]) {
 simd_fn! {
     /// One plane's outputs and winners. Each window's entries are compared from 0 (the ReLU)
     /// in order, a later one winning only if it is larger, or NaN (so that a diverged run
-    /// shows): for windows of 2, 3 and 4 one window per lane, for other sizes in two passes
-    /// per row of windows.
+    /// shows); one window per lane. Windows of 2, 3 and 4 get their own copies of the loop,
+    /// with the size a constant.
     fn plane(
         x: &[f32],
         hw: [usize; 2],
@@ -53,82 +53,32 @@ simd_fn! {
         at: &mut [u32],
     ) {
         match p {
-            2 => plane_of::<2>(x, hw, y, at),
-            3 => plane_of::<3>(x, hw, y, at),
-            4 => plane_of::<4>(x, hw, y, at),
-            _ => plane_any(x, hw, p, y, at),
+            2 => windows(x, hw, 2, y, at),
+            3 => windows(x, hw, 3, y, at),
+            4 => windows(x, hw, 4, y, at),
+            _ => windows(x, hw, p, y, at),
         }
     }
 }
 
-/// [`plane`] for windows of `P`: each window's `P × P` entries compared in registers, one
-/// output per lane.
+/// [`plane`] for windows of `p` (inlined, so that a literal `p` is a constant in its loop).
 #[inline(always)]
-fn plane_of<const P: usize>(
-    x: &[f32],
-    [h, w]: [usize; 2],
-    y: &mut [MaybeUninit<f32>],
-    at: &mut [u32],
-) {
-    let (oh, ow) = (h / P, w / P);
+fn windows(x: &[f32], [h, w]: [usize; 2], p: usize, y: &mut [MaybeUninit<f32>], at: &mut [u32]) {
+    let (oh, ow) = (h / p, w / p);
     for r in 0..oh {
-        let rows: [&[[f32; P]]; P] =
-            std::array::from_fn(|i| x[(r * P + i) * w..][..ow * P].as_chunks::<P>().0);
         let (y, at) = (&mut y[r * ow..(r + 1) * ow], &mut at[r * ow..(r + 1) * ow]);
-        assert!(rows.iter().all(|row| row.len() == ow));
         for c in 0..ow {
             let (mut best, mut arg) = (0.0f32, CUT);
-            for (i, row) in rows.iter().enumerate() {
-                for (j, &v) in row[c].iter().enumerate() {
+            for i in 0..p {
+                let first = (r * p + i) * w + c * p;
+                for (j, &v) in x[first..first + p].iter().enumerate() {
                     let better = v > best || v.is_nan();
-                    let index = ((r * P + i) * w + c * P + j) as u32;
                     best = if better { v } else { best };
-                    arg = if better { index } else { arg };
+                    arg = if better { (first + j) as u32 } else { arg };
                 }
             }
             y[c].write(best);
             at[c] = arg;
-        }
-    }
-}
-
-/// [`plane`] for windows of any size, in two passes per row of windows: down the window's `p`
-/// rows, each column's largest entry and the row it is in (element-wise, so it vectorises);
-/// then across each window's `p` columns of those.
-#[inline(always)]
-fn plane_any(x: &[f32], [h, w]: [usize; 2], p: usize, y: &mut [MaybeUninit<f32>], at: &mut [u32]) {
-    let (oh, ow) = (h / p, w / p);
-    let n = ow * p;
-    let (mut best, mut row) = (vec![0.0; n], vec![0; n]);
-    for r in 0..oh {
-        let top = r * p * w;
-        best.copy_from_slice(&x[top..top + n]);
-        row.fill(0);
-        for i in 1..p {
-            let line = &x[top + i * w..top + i * w + n];
-            for ((b, k), &v) in best.iter_mut().zip(row.iter_mut()).zip(line) {
-                let better = v > *b || v.is_nan();
-                *b = if better { v } else { *b };
-                *k = if better { i as u32 } else { *k };
-            }
-        }
-        let (y, at) = (&mut y[r * ow..(r + 1) * ow], &mut at[r * ow..(r + 1) * ow]);
-        for (c, ((y, at), (b, k))) in y
-            .iter_mut()
-            .zip(at.iter_mut())
-            .zip(best.chunks_exact(p).zip(row.chunks_exact(p)))
-            .enumerate()
-        {
-            let (mut top_v, mut top_at) = (0.0f32, CUT);
-            for j in 0..p {
-                let v = b[j];
-                let better = v > top_v || v.is_nan();
-                let index = ((r * p + k[j] as usize) * w + c * p + j) as u32;
-                top_v = if better { v } else { top_v };
-                top_at = if better { index } else { top_at };
-            }
-            y.write(top_v);
-            *at = top_at;
         }
     }
 }
